@@ -1,0 +1,1 @@
+"""Session export to Jira (seed 001)."""

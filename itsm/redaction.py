@@ -1,0 +1,93 @@
+"""Masks credentials in anything that leaves the portal: outbound payloads, logs, error texts.
+
+One list of patterns, applied to strings and, recursively, to JSON-like structures. Each pattern
+keeps enough context (a key name, a token prefix) for a reader to see *what* was removed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "[REDACTED]"
+
+# (pattern, replacement). Replacements keep group 1 (the prefix or key) where the pattern has one.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PEM private keys, whole block.
+    (
+        re.compile(
+            r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----.*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
+            re.S,
+        ),
+        MASK,
+    ),
+    # AWS access key ids and secret keys given as pairs.
+    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), MASK),
+    (
+        re.compile(r"(?i)(aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}"),
+        r"\1" + MASK,
+    ),
+    # GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained (github_pat_).
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"), MASK),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"), MASK),
+    # Slack tokens and incoming-webhook URLs.
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    (re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}"), MASK),
+    (
+        re.compile(r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+"),
+        r"\1" + MASK,
+    ),
+    # Atlassian API tokens (ATATT3x...), Linear API keys, Google API keys.
+    (re.compile(r"\bATATT[A-Za-z0-9_\-=]{20,}"), MASK),
+    (re.compile(r"\blin_(?:api|oauth)_[A-Za-z0-9]{20,}\b"), MASK),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), MASK),
+    # JSON Web Tokens.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), MASK),
+    # Authorization headers: Basic / Bearer / Token schemes.
+    (re.compile(r"(?i)\b((?:basic|bearer|token)\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
+    # Credentials inside URLs: scheme://user:password@host.
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(@)"), r"\1" + MASK + r"\2"),
+    # key=value / key: value pairs whose key names a secret.
+    (
+        re.compile(
+            r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|api[_-]?token|access[_-]?token|"
+            r"auth[_-]?token|client[_-]?secret|private[_-]?key)[\"']?\s*[=:]\s*[\"']?)"
+            r"([^\s\"'&,;]+)"
+        ),
+        r"\1" + MASK,
+    ),
+]
+
+_SECRET_KEY_NAMES = re.compile(
+    r"(?i)^(?:.*[_-])?(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|"
+    r"private[_-]?key|credentials?)$"
+)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential the patterns know replaced by ``[REDACTED]``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON-like value with credentials masked, in strings and under secret-named keys."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: (
+                MASK
+                if isinstance(key, str) and _SECRET_KEY_NAMES.match(key) and value_is_set(item)
+                else redact(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(redact(item) for item in value)
+    return value
+
+
+def value_is_set(item: Any) -> bool:
+    return item not in (None, "", [], {})

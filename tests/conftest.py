@@ -1,0 +1,57 @@
+"""Shared fixtures, and the rule for tests that need real services.
+
+Tests marked ``postgres``, ``redis`` or ``browser`` run when the service is configured
+(``DATABASE_URL`` pointing at PostgreSQL, ``REDIS_URL``, Debian chromium at /usr/bin/chromium) and
+skip otherwise, unless ``REQUIRE_SERVICES=1``: then a missing service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _missing(marker: str) -> str | None:
+    if marker == "postgres" and settings.DATABASES["default"]["ENGINE"] != (
+        "django.db.backends.postgresql"
+    ):
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if marker == "redis" and not settings.REDIS_URL:
+        return "needs Redis: set REDIS_URL=redis://..."
+    if marker == "browser" and not shutil.which(CHROMIUM):
+        return f"needs chromium at {CHROMIUM} (apt-get install -y chromium)"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(marker) and (reason := _missing(marker)):
+            if REQUIRE_SERVICES:
+                pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}", pytrace=False)
+            pytest.skip(reason)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def operator(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(roles=["operators"])
+
+
+@pytest.fixture
+def operator_client(api_client, operator):
+    api_client.force_authenticate(operator)
+    return api_client

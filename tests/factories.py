@@ -1,0 +1,42 @@
+"""factory-boy factories for every model the tests build."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from portal.models import Heartbeat, Lease
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        """``UserFactory(roles=["qa"])`` adds the user to those role groups."""
+        if create and extracted:
+            self.groups.add(*Group.objects.filter(name__in=extracted))
+
+
+class LeaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lease
+
+    name = factory.Sequence(lambda n: f"lease-{n}")
+    holder_identity = factory.Sequence(lambda n: f"holder-{n}")
+    lease_transitions = 1
+
+
+class HeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Heartbeat
+
+    worker = "celery@test"
