@@ -23,16 +23,23 @@ BEAT_LEASE_NAME = "celery-beat"
 
 
 class LeaderScheduler(DatabaseScheduler):
-    elector: LeaderElector
+    _elector: LeaderElector | None = None
 
     def __init__(self, *args, **kwargs):
         self._reload_on_next_tick = False
         super().__init__(*args, **kwargs)
         self.sync_every_tasks = 1
-        self.elector = elector_from_settings(
-            BEAT_LEASE_NAME, "beat", on_started_leading=self._on_started_leading
-        )
-        self.elector.start()
+
+    @property
+    def elector(self) -> LeaderElector:
+        # Started on first use, not in __init__: celery also builds a throw-away scheduler
+        # (for its banner) that must never join the election.
+        if self._elector is None:
+            self._elector = elector_from_settings(
+                BEAT_LEASE_NAME, "beat", on_started_leading=self._on_started_leading
+            )
+            self._elector.start()
+        return self._elector
 
     def _on_started_leading(self, fencing_token: int) -> None:
         self._reload_on_next_tick = True
@@ -63,5 +70,6 @@ class LeaderScheduler(DatabaseScheduler):
         super().apply_entry(entry, producer=producer)
 
     def close(self):
-        self.elector.stop(release=True)
+        if self._elector is not None:
+            self._elector.stop(release=True)
         super().close()

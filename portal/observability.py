@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import time
 import uuid
 
 from itsm.redaction import redact_text
 
+access_logger = logging.getLogger("portal.access")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 # Accept a caller's id (a load balancer's or a CI system's) only if it is short and plain.
@@ -17,7 +19,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` from the request (or makes one) and echoes it on the response."""
+    """Takes ``X-Request-ID`` from the request (or makes one), echoes it on the response, and
+    writes one structured access-log line per request (the ASGI server's own is turned off)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -27,11 +30,24 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.id = request_id
         token = request_id_var.set(request_id)
+        started = time.perf_counter()
         try:
             response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            access_logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
         finally:
             request_id_var.reset(token)
-        response[REQUEST_ID_HEADER] = request_id
         return response
 
 
