@@ -15,7 +15,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Lease)
 class LeaseAdmin(ReadOnlyAdmin):
-    list_display = ["name", "holder_identity", "renew_time", "lease_duration_seconds", "lease_transitions"]
+    list_display = [
+        "name",
+        "holder_identity",
+        "renew_time",
+        "lease_duration_seconds",
+        "lease_transitions",
+    ]
     search_fields = ["name", "holder_identity"]
 
 

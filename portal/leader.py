@@ -96,9 +96,7 @@ class LeaseBackend(Protocol):
     def holds(self, name: str, identity: str, fencing_token: int) -> bool: ...
 
 
-def _decide(
-    current: LeaseRecord, identity: str, duration: float
-) -> AcquireResult:
+def _decide(current: LeaseRecord, identity: str, duration: float) -> AcquireResult:
     """The one acquisition rule both backends apply (Redis in Lua, mirrored in its script)."""
     if current.is_held_by_other(identity):
         return AcquireResult(False, current)
@@ -320,7 +318,7 @@ class ElectionConfig:
         if not self.lease_duration > self.renew_deadline:
             raise ValueError("lease_duration must be greater than renew_deadline")
         if not self.renew_deadline > 1.2 * self.retry_period:
-            raise ValueError("renew_deadline must be greater than 1.2 × retry_period")
+            raise ValueError("renew_deadline must be greater than 1.2 x retry_period")
 
 
 @dataclass(frozen=True)
@@ -495,13 +493,18 @@ class LeaderElector:
             self._notify(self.on_stopped_leading)
 
 
+_redis_backends: dict[tuple[str, float], RedisLeaseBackend] = {}
+
+
 def backend_from_settings() -> LeaseBackend:
     """The configured backend: Redis when ``REDIS_URL`` is set (unless overridden), else database."""
     kind = settings.LEADER_ELECTION["BACKEND"]
     if kind == "redis":
-        return RedisLeaseBackend(
-            settings.REDIS_URL, socket_timeout=settings.LEADER_ELECTION["RETRY_PERIOD"]
-        )
+        # One client (and connection pool) per URL and process, not one per page view.
+        key = (settings.REDIS_URL, settings.LEADER_ELECTION["RETRY_PERIOD"])
+        if key not in _redis_backends:
+            _redis_backends[key] = RedisLeaseBackend(key[0], socket_timeout=key[1])
+        return _redis_backends[key]
     if kind == "database":
         return DatabaseLeaseBackend()
     raise ValueError(f"unknown LEADER_BACKEND {kind!r}: use 'database' or 'redis'")

@@ -129,9 +129,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=60, conn_health_checks=True
-        )
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
     }
 else:
     DATABASES = {
@@ -230,7 +228,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "CI failure escalation, session exports to Jira, catalog requests and ITSM tickets. "
         "Authenticate with `Authorization: Token <key>` (python manage.py drf_create_token USER) "
-        "or a browser session. Every 4xx answers `{\"error\": {\"code\", \"message\", \"fields\"}}`."
+        'or a browser session. Every 4xx answers `{"error": {"code", "message", "fields"}}`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

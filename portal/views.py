@@ -11,11 +11,9 @@ from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from portal.api.errors import api_server_error
-from portal.beat import BEAT_LEASE_NAME
 from portal.celery import app as celery_app
-from portal.models import Lease
 from portal.roles import user_roles
-from portal.services.heartbeat import latest_heartbeat
+from portal.services.status import status_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +23,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["beat_lease"] = Lease.objects.filter(name=BEAT_LEASE_NAME).first()
-        context["heartbeat"] = latest_heartbeat()
+        context["status"] = status_snapshot()
         context["roles"] = sorted(user_roles(self.request.user))
         return context
 

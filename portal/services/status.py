@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from portal.models import Lease
+from portal.leader import LeaseRecord, backend_from_settings
+
+logger = logging.getLogger(__name__)
 
 STATUS_GROUP = "portal.status"
 
 
-def status_snapshot() -> dict:
+def beat_lease() -> LeaseRecord | None:
+    """The scheduler's lease as the configured backend (database or Redis) holds it now."""
     from portal.beat import BEAT_LEASE_NAME
 
+    try:
+        return backend_from_settings().get(BEAT_LEASE_NAME)
+    except Exception:
+        logger.warning("cannot read the beat lease", exc_info=True)
+        return None
+
+
+def status_snapshot() -> dict:
     from portal.models import Heartbeat
 
-    lease = Lease.objects.filter(name=BEAT_LEASE_NAME).first()
+    lease = beat_lease()
+    # A released or expired lease has no leader, whatever name it still carries.
+    live = lease is not None and lease.is_held_by_other(identity="")
     heartbeat = Heartbeat.objects.order_by("-ran_at").first()
     return {
-        "beat_leader": lease.holder_identity if lease else "",
+        "beat_leader": lease.holder_identity if live else "",
         "beat_fencing_token": lease.lease_transitions if lease else None,
         "last_heartbeat": heartbeat.ran_at.isoformat() if heartbeat else None,
         "last_heartbeat_worker": heartbeat.worker if heartbeat else "",

@@ -49,7 +49,9 @@ class Command(BaseCommand):
             from django.contrib.auth.models import Permission
 
             qa_group.permissions.add(
-                *Permission.objects.filter(content_type__app_label__in=["portal"], codename__startswith="view_")
+                *Permission.objects.filter(
+                    content_type__app_label__in=["portal"], codename__startswith="view_"
+                )
             )
         bot, _ = User.objects.get_or_create(username=CI_USER, defaults={"email": "ci@example.com"})
         bot.set_unusable_password()
@@ -57,6 +59,6 @@ class Command(BaseCommand):
         bot.groups.add(Group.objects.get(name=OPERATORS))
         token, _ = Token.objects.get_or_create(user=bot)
         self.stdout.write(
-            "Demo users: operator, qa, admin (password: %s); CI token for %s: %s"
-            % (DEMO_PASSWORD, CI_USER, token.key)
+            f"Demo users: operator, qa, admin (password: {DEMO_PASSWORD}); "
+            f"CI token for {CI_USER}: {token.key}"
         )
