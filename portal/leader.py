@@ -95,6 +95,8 @@ class LeaseBackend(Protocol):
 
     def holds(self, name: str, identity: str, fencing_token: int) -> bool: ...
 
+    def names(self) -> list[str]: ...
+
 
 def _decide(current: LeaseRecord, identity: str, duration: float) -> AcquireResult:
     """The one acquisition rule both backends apply (Redis in Lua, mirrored in its script)."""
@@ -204,6 +206,11 @@ class DatabaseLeaseBackend:
     def holds(self, name: str, identity: str, fencing_token: int) -> bool:
         return record_holds(self.get(name), identity, fencing_token)
 
+    def names(self) -> list[str]:
+        from portal.models import Lease
+
+        return list(Lease.objects.using(self.using).order_by("name").values_list("name", flat=True))
+
 
 # One script per operation keeps read-decide-write atomic inside Redis; TIME is Redis' clock.
 _REDIS_NOW = """
@@ -298,6 +305,10 @@ class RedisLeaseBackend:
 
     def holds(self, name: str, identity: str, fencing_token: int) -> bool:
         return record_holds(self.get(name), identity, fencing_token)
+
+    def names(self) -> list[str]:
+        keys = self.client.scan_iter(match=self.prefix + "*", count=100)
+        return sorted(key.decode()[len(self.prefix) :] for key in keys)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from portal.models import Lease
+from portal.models import Heartbeat
 from portal.roles import user_roles
 
 
@@ -16,14 +16,26 @@ class MeSerializer(serializers.ModelSerializer):
         return sorted(user_roles(user))
 
 
-class LeaseSerializer(serializers.ModelSerializer):
+class LeaseSerializer(serializers.Serializer):
+    """A lease as the configured backend holds it (``portal.leader.LeaseRecord``)."""
+
+    name = serializers.CharField()
+    holder_identity = serializers.CharField(help_text="Empty when released.")
+    lease_duration_seconds = serializers.FloatField()
+    acquire_time = serializers.DateTimeField(allow_null=True)
+    renew_time = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    lease_transitions = serializers.IntegerField(help_text="The fencing token of the current term.")
+    held = serializers.SerializerMethodField(
+        help_text="A holder is set and the lease is unexpired."
+    )
+    observed_at = serializers.DateTimeField(help_text="The backend's clock when read.")
+
+    def get_held(self, record) -> bool:
+        return record.is_held_by_other(identity="")
+
+
+class HeartbeatSerializer(serializers.ModelSerializer):
     class Meta:
-        model = Lease
-        fields = [
-            "name",
-            "holder_identity",
-            "lease_duration_seconds",
-            "acquire_time",
-            "renew_time",
-            "lease_transitions",
-        ]
+        model = Heartbeat
+        fields = ["id", "worker", "beat_identity", "fencing_token", "ran_at"]

@@ -9,11 +9,13 @@ from portal.api.errors import api_not_found
 app_name = "api"
 
 router = SimpleRouter()
-router.register("leases", views.LeaseViewSet, basename="lease")
+router.register("heartbeats", views.HeartbeatViewSet, basename="heartbeat")
 
 urlpatterns = [
     path("", views.ApiRootView.as_view(), name="root"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("leases/", views.LeaseListView.as_view(), name="lease-list"),
+    path("leases/<str:name>/", views.LeaseDetailView.as_view(), name="lease-detail"),
     path("", include(router.urls)),
     # Anything else under /api/ is a JSON 404 in the error envelope, never an HTML page.
     re_path(r"^.*$", api_not_found),

@@ -1,21 +1,24 @@
-"""The API's own endpoints: the index, the caller's identity, and the leader-election leases."""
+"""The API's own endpoints: the index, the caller's identity, leases and heartbeats."""
 
 from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from portal.api.permissions import IsOperator
-from portal.api.serializers import LeaseSerializer, MeSerializer
-from portal.models import Lease
+from portal.api.serializers import HeartbeatSerializer, LeaseSerializer, MeSerializer
+from portal.leader import backend_from_settings
+from portal.models import Heartbeat
 
 
 class PortalReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
-    """The base of every read-only API list: operators' role, filters and ordering from settings."""
+    """The base of every read-only API collection: operators' role; filters, ordering and
+    pagination come from settings, a FilterSet per model from the subclass."""
 
     permission_classes = [IsOperator]
 
@@ -32,6 +35,7 @@ class ApiRootView(APIView):
         links = {
             "me": reverse("api:me", request=request),
             "leases": reverse("api:lease-list", request=request),
+            "heartbeats": reverse("api:heartbeat-list", request=request),
             "schema": reverse("schema", request=request),
             "docs": reverse("api-docs", request=request),
         }
@@ -46,19 +50,45 @@ class MeView(APIView):
         return Response(MeSerializer(request.user).data)
 
 
-class LeaseFilter(django_filters.FilterSet):
-    holder_identity = django_filters.CharFilter(lookup_expr="icontains")
+class LeaseListView(APIView):
+    """Leader-election leases as the configured backend (database or Redis) holds them now."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=LeaseSerializer(many=True))
+    def get(self, request):
+        backend = backend_from_settings()
+        records = [record for name in backend.names() if (record := backend.get(name))]
+        return Response(LeaseSerializer(records, many=True).data)
+
+
+class LeaseDetailView(APIView):
+    """One lease: who holds it, until when, and its fencing token."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=LeaseSerializer)
+    def get(self, request, name: str):
+        record = backend_from_settings().get(name)
+        if record is None:
+            raise NotFound(f"No lease named {name!r}.")
+        return Response(LeaseSerializer(record).data)
+
+
+class HeartbeatFilter(django_filters.FilterSet):
+    worker = django_filters.CharFilter(lookup_expr="icontains")
+    ran_after = django_filters.IsoDateTimeFilter(field_name="ran_at", lookup_expr="gte")
+    ran_before = django_filters.IsoDateTimeFilter(field_name="ran_at", lookup_expr="lt")
 
     class Meta:
-        model = Lease
-        fields = ["name", "holder_identity"]
+        model = Heartbeat
+        fields = ["worker", "fencing_token"]
 
 
-class LeaseViewSet(PortalReadOnlyViewSet):
-    """Leader-election leases: who holds each one, since when, and its fencing token."""
+class HeartbeatViewSet(PortalReadOnlyViewSet):
+    """Runs of the periodic heartbeat task: which worker ran it, sent by which beat leader."""
 
-    queryset = Lease.objects.all()
-    serializer_class = LeaseSerializer
-    filterset_class = LeaseFilter
-    ordering_fields = ["name", "renew_time", "lease_transitions"]
-    lookup_field = "name"
+    queryset = Heartbeat.objects.all()
+    serializer_class = HeartbeatSerializer
+    filterset_class = HeartbeatFilter
+    ordering_fields = ["ran_at", "worker"]
