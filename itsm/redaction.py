@@ -11,8 +11,16 @@ from typing import Any
 
 MASK = "[REDACTED]"
 
+
+def _mask_value(match: re.Match[str]) -> str:
+    """Keeps the key (group 1) and the quotes around the value (group 2), masks the value."""
+    value = match.group(2)
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match.group(1)}{quote}{MASK}{quote}"
+
+
 # (pattern, replacement). Replacements keep group 1 (the prefix or key) where the pattern has one.
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+_PATTERNS: list[tuple[re.Pattern[str], Any]] = [
     # PEM private keys, whole block.
     (
         re.compile(
@@ -24,7 +32,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # AWS access key ids and secret keys given as pairs.
     (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"), MASK),
     (
-        re.compile(r"(?i)(aws_secret_access_key\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}"),
+        re.compile(r"(?i)(aws_secret_access_key[\"']?\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}"),
         r"\1" + MASK,
     ),
     # GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained (github_pat_).
@@ -43,23 +51,40 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), MASK),
     # JSON Web Tokens.
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"), MASK),
-    # Authorization headers: Basic / Bearer / Token schemes.
-    (re.compile(r"(?i)\b((?:basic|bearer|token)\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
-    # Credentials inside URLs: scheme://user:password@host.
-    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(@)"), r"\1" + MASK + r"\2"),
-    # key=value / key: value pairs whose key names a secret.
+    # Authorization headers: Basic / Bearer / Token schemes; after the header name, always.
     (
         re.compile(
-            r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|api[_-]?token|access[_-]?token|"
-            r"auth[_-]?token|client[_-]?secret|private[_-]?key)[\"']?\s*[=:]\s*[\"']?)"
-            r"([^\s\"'&,;]+)"
+            r"(?i)\b(authorization[\"']?\s*[=:]\s*[\"']?(?:basic|bearer|token)\s+)"
+            r"[A-Za-z0-9._~+/=-]+"
         ),
         r"\1" + MASK,
+    ),
+    # The same schemes elsewhere (curl lines, error texts) only before something with a digit,
+    # so that prose such as "token expiration" or "basic authentication" stays readable.
+    (
+        re.compile(
+            r"(?i)\b((?:basic|bearer|token)\s+)(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}"
+        ),
+        r"\1" + MASK,
+    ),
+    # Credentials inside URLs: scheme://user:password@host (the user may be empty: redis://:pw@).
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(@)"), r"\1" + MASK + r"\2"),
+    # key=value / key: value pairs whose key names a secret, also as the last word of a compound
+    # name (DB_PASSWORD, JIRA_API_TOKEN, x-api-key). A quoted value is masked up to its quote; an
+    # unquoted one up to a space, or to a & , ; that ends it (before a space or the next key=).
+    (
+        re.compile(
+            r"(?i)(?<![\w-])((?:[A-Za-z0-9]+[_-])*(?:password|passwd|pwd|secret|token|"
+            r"secret[_-]?key|api[_-]?key|private[_-]?key)[\"']?\s*[=:]\s*)"
+            r"(\"[^\"\n]+\"|'[^'\n]+'|(?:[^\s\"'&,;]|[&,;](?!\s|[A-Za-z_][\w.-]*=))+)"
+        ),
+        _mask_value,
     ),
 ]
 
 _SECRET_KEY_NAMES = re.compile(
     r"(?i)^(?:.*[_-])?(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|"
+    r"secret[_-]?(?:access[_-]?)?key|"
     r"private[_-]?key|credentials?)$"
 )
 

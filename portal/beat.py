@@ -50,6 +50,12 @@ class LeaderScheduler(DatabaseScheduler):
         if self._reload_on_next_tick:
             # The previous leader wrote last_run_at of everything it sent; start from that.
             self._reload_on_next_tick = False
+            # Take the current change stamp first, so the re-read is the baseline: otherwise the
+            # next ``schedule`` access compares with the stamp seen when this process last looked
+            # (at start-up, for a standby), reports a change, reloads while the heap is being
+            # built and invalidates it; the heap is then rebuilt from entries that predate the
+            # sends of the tick in between, and every task due at takeover is sent twice.
+            self.schedule_changed()
             self._initial_read = True
             self._heap = None
         return super().tick(*args, **kwargs)

@@ -97,6 +97,8 @@ class LeaseBackend(Protocol):
 
     def names(self) -> list[str]: ...
 
+    def records(self) -> list[LeaseRecord]: ...
+
 
 def _decide(current: LeaseRecord, identity: str, duration: float) -> AcquireResult:
     """The one acquisition rule both backends apply (Redis in Lua, mirrored in its script)."""
@@ -155,6 +157,14 @@ class DatabaseLeaseBackend:
 
         return Lease.objects.using(self.using).select_for_update().get(name=name)
 
+    def _reconnect_if_broken(self) -> None:
+        """Drop a connection that failed (server restart, failover, idle timeout) so the next
+        query reconnects. Django does this per request; the elector's thread makes none, and
+        would otherwise fail every renewal on the dead connection for the life of the process."""
+        connection = connections[self.using]
+        if connection.errors_occurred and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
     def _ensure_row(self, name: str) -> None:
         from portal.models import Lease
 
@@ -167,6 +177,7 @@ class DatabaseLeaseBackend:
             pass  # another contender created it first
 
     def try_acquire_or_renew(self, name: str, identity: str, duration: float) -> AcquireResult:
+        self._reconnect_if_broken()
         self._ensure_row(name)
         with transaction.atomic(using=self.using):
             lease = self._locked(name)
@@ -184,6 +195,7 @@ class DatabaseLeaseBackend:
     def release(self, name: str, identity: str) -> bool:
         from portal.models import Lease
 
+        self._reconnect_if_broken()
         with transaction.atomic(using=self.using):
             try:
                 lease = self._locked(name)
@@ -200,6 +212,7 @@ class DatabaseLeaseBackend:
     def get(self, name: str) -> LeaseRecord | None:
         from portal.models import Lease
 
+        self._reconnect_if_broken()
         lease = Lease.objects.using(self.using).filter(name=name).first()
         return self._record(lease, self._clock()) if lease else None
 
@@ -210,6 +223,14 @@ class DatabaseLeaseBackend:
         from portal.models import Lease
 
         return list(Lease.objects.using(self.using).order_by("name").values_list("name", flat=True))
+
+    def records(self) -> list[LeaseRecord]:
+        """Every lease, read in one query and judged by one reading of the clock (list pages)."""
+        from portal.models import Lease
+
+        observed_at = self._clock()
+        leases = Lease.objects.using(self.using).order_by("name")
+        return [self._record(lease, observed_at) for lease in leases]
 
 
 # One script per operation keeps read-decide-write atomic inside Redis; TIME is Redis' clock.
@@ -309,6 +330,19 @@ class RedisLeaseBackend:
     def names(self) -> list[str]:
         keys = self.client.scan_iter(match=self.prefix + "*", count=100)
         return sorted(key.decode()[len(self.prefix) :] for key in keys)
+
+    def records(self) -> list[LeaseRecord]:
+        """Every lease, read in one round trip after the scan (list pages)."""
+        names = self.names()
+        pipeline = self.client.pipeline(transaction=False)
+        for name in names:
+            self._get(keys=[self.prefix + name], client=pipeline)
+        replies = pipeline.execute()
+        return [
+            self._record(name, reply)
+            for name, reply in zip(names, replies, strict=True)
+            if reply[0]
+        ]
 
 
 @dataclass(frozen=True)

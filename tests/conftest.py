@@ -55,3 +55,30 @@ def operator(db):
 def operator_client(api_client, operator):
     api_client.force_authenticate(operator)
     return api_client
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_without_collectstatic():
+    """Plain static storage for the test run, as Django advises for tests.
+
+    Outside DEBUG the settings pick WhiteNoise's manifest storage, whose ``{% static %}`` needs the
+    output of ``collectstatic`` (a release step); tests render pages from a fresh checkout, where
+    WhiteNoise already serves files from the finders (``WHITENOISE_USE_FINDERS``).
+    """
+    from django.test import override_settings
+
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    with override_settings(STORAGES=storages):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """A cheap hasher for the test run: PBKDF2's deliberate slowness costs ~0.5 s per test user."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield

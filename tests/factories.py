@@ -21,9 +21,13 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def roles(self, create, extracted, **kwargs):
-        """``UserFactory(roles=["qa"])`` adds the user to those role groups."""
+        """``UserFactory(roles=["qa"])`` adds the user to those role groups.
+
+        The groups come from migration 0002; they are created here if missing because a
+        ``transactional_db`` test flushes every table, seeded rows included, for the tests after it.
+        """
         if create and extracted:
-            self.groups.add(*Group.objects.filter(name__in=extracted))
+            self.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in extracted))
 
 
 class LeaseFactory(factory.django.DjangoModelFactory):

@@ -53,6 +53,21 @@ def redis_backend() -> Iterator[RedisLeaseBackend]:
     backend.client.close()
 
 
+@pytest.fixture
+def child_database_url(transactional_db) -> str:
+    """A ``DATABASE_URL`` for child processes: the pytest-django test database, whose rows the
+    test commits (``transactional_db``) and pytest-django flushes afterwards."""
+    database = connections["default"].settings_dict
+    # Never hand children the development database, whatever happened to the settings.
+    assert database["NAME"].startswith("test_"), database["NAME"]
+    assert database["ENGINE"] == "django.db.backends.postgresql", database["ENGINE"]
+    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
+    return (
+        f"postgres://{database['USER']}{password}@{database['HOST']}:{database['PORT'] or 5432}"
+        f"/{database['NAME']}"
+    )
+
+
 # --- electors in threads ----------------------------------------------------------------------
 
 
@@ -105,6 +120,10 @@ class ObservedBackend:
         self._check_reachable(identity)
         return self.backend.holds(name, identity, fencing_token)
 
+    def __getattr__(self, name: str):
+        # The rest of the LeaseBackend protocol (listing leases, ...) passes straight through.
+        return getattr(self.backend, name)
+
     def successful_calls(self, identity: str) -> list[BackendCall]:
         with self._lock:
             return [call for call in self.calls if call.identity == identity and call.acquired]
@@ -153,7 +172,9 @@ class LeadershipRecorder:
                         self._current_start = now
                     self._last_true = now
                 elif self._current_start is not None:
-                    self.intervals.append(Interval(self.identity, self._current_start, self._last_true))
+                    self.intervals.append(
+                        Interval(self.identity, self._current_start, self._last_true)
+                    )
                     self.stopped_at.append(now)
                     self._current_start = None
             self._stop.wait(self.POLL)
@@ -298,9 +319,6 @@ class ContenderProcesses:
         contender = ContenderProcess(identity, process, out, stderr)
         self.contenders.append(contender)
         return contender
-
-    def ready(self) -> bool:
-        return all(any(not t["leading"] for t in c.ticks()) for c in self.contenders)
 
     def leaders_since(self, moment: float) -> list[ContenderProcess]:
         return [

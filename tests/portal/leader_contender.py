@@ -5,7 +5,8 @@ Run as::
     python tests/portal/leader_contender.py --backend redis|database --identity X --out FILE
 
 It runs a real :class:`portal.leader.LeaderElector` and, while ``is_leader`` is true, appends
-``{"t": time.monotonic(), "identity": X, "leading": true}`` to FILE every 20 ms. One line with
+``{"t": time.monotonic(), "identity": X, "leading": true, "token": N}`` to FILE every 20 ms, N being
+its fencing token. One line with
 ``"leading": false`` is written when the elector has started, so a test knows the process is up.
 ``time.monotonic`` is CLOCK_MONOTONIC, one clock for every process on a Linux machine, so the files
 of several contenders can be laid on one timeline. SIGTERM stops the elector and releases the lease;
@@ -118,15 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     with args.out.open("a", buffering=1) as out:
 
-        def write(leading: bool) -> None:
-            line = {"t": time.monotonic(), "identity": args.identity, "leading": leading}
+        def write(token: int | None) -> None:
+            line = {
+                "t": time.monotonic(),
+                "identity": args.identity,
+                "leading": token is not None,
+                "token": token,
+            }
             out.write(json.dumps(line) + "\n")
 
         elector.start()
-        write(False)
+        write(None)
         while not stopping.is_set():
-            if elector.is_leader:
-                write(True)
+            # fencing_token is None exactly when is_leader is false, read under one lock.
+            if (token := elector.fencing_token) is not None:
+                write(token)
             stopping.wait(TICK)
         # Acting has stopped (no more ticks) before the lease is handed over.
         elector.stop(release=True)
