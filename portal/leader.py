@@ -476,7 +476,11 @@ class LeaderElector:
                 self._observed = result.record
             if result is not None and result.acquired:
                 token = result.record.lease_transitions
-                if not self._leading or self._clock() >= self._deadline or token != self._token:
+                # A term that lapsed (renewal hung past the deadline) ended, even if this renewal
+                # succeeded: report its end before the new term's start, so callbacks pair up.
+                if self._leading and (self._clock() >= self._deadline or token != self._token):
+                    stopped = True
+                if stopped or not self._leading:
                     started = token
                 self._leading = True
                 self._token = token

@@ -367,17 +367,18 @@ def test_a_standby_does_not_lead_while_the_lease_is_held(make_elector, clock):
     assert b.status().observed_holder == "a"
 
 
-def test_a_leader_that_renews_again_after_its_deadline_starts_leading_anew(
+def test_a_leader_that_renews_again_after_its_deadline_is_told_its_term_ended_and_began_anew(
     make_elector, clock, callbacks
 ):
-    # Nobody took the lease meanwhile (same token), but the application was told nothing between:
-    # is_leader was false for a while, so it is told to start again.
+    # Nobody took the lease meanwhile (same token), but is_leader was false for a while: the
+    # application hears the end of the old term before the start of the new one, so callbacks pair.
     elector = make_elector()
     elector.step()
     clock.advance(0.7)
     elector.step()
     assert elector.is_leader
     assert callbacks.started == [1, 1]
+    assert callbacks.stopped == 1
 
 
 def test_stop_with_release_empties_the_holder_and_notifies(make_elector, backend, callbacks):
