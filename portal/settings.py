@@ -150,7 +150,8 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "portal.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
-            "TEST": {"NAME": str(VAR_DIR / "test-portal.sqlite3")},
+            # PORTAL_TEST_DB lets two test runs on one machine keep apart.
+            "TEST": {"NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / "test-portal.sqlite3"))},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -307,3 +308,27 @@ LOGGING = {
 }
 
 PROMETHEUS_METRIC_NAMESPACE = ""
+
+# --- ITSM integrations (issue #4, seed 003) --------------------------------------------------
+# Defaults (retry policy, timeouts, templates) come from this file; single values can be
+# overridden by ITSM_* variables (itsm/config.py). Endpoints and secrets only from the environment;
+# `make run` starts the bundled fakes and points these at them when they are unset.
+ITSM_CONFIG_PATH = os.environ.get("ITSM_CONFIG_PATH", str(BASE_DIR / "config" / "itsm_config.json"))
+ITSM_ENDPOINTS = {
+    name: os.environ.get(name, "")
+    for name in (
+        "JIRA_BASE_URL",
+        "JIRA_EMAIL",
+        "JIRA_API_TOKEN",
+        "JIRA_PROJECT_KEY",
+        "SERVICENOW_BASE_URL",
+        "SERVICENOW_USER",
+        "SERVICENOW_PASSWORD",
+        "SLACK_WEBHOOK_URL",
+        "LINEAR_API_URL",
+        "LINEAR_API_KEY",
+        "GITHUB_API_URL",
+        "GITHUB_TOKEN",
+    )
+}
+ITSM_ENDPOINTS["JIRA_PROJECT_KEY"] = ITSM_ENDPOINTS["JIRA_PROJECT_KEY"] or "OPS"
