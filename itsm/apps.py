@@ -5,3 +5,7 @@ class ItsmConfig(AppConfig):
     name = "itsm"
     verbose_name = "ITSM"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Outbox handlers register themselves on import; every process needs all of them.
+        from itsm.services import notifications, tickets  # noqa: F401

@@ -7,7 +7,7 @@ them to shared files, and ``/metrics`` (django-prometheus) aggregates every proc
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TICKET_CREATION_TOTAL = Counter(
     "itsm_ticket_creation",  # exported as itsm_ticket_creation_total
@@ -42,3 +42,23 @@ OUTCOME_EXISTING = "existing"  # reconciliation found the object an earlier atte
 OUTCOME_VALIDATION_ERROR = "validation_error"
 OUTCOME_REJECTED = "rejected"  # a 4xx from the platform
 OUTCOME_FAILED = "failed"  # retries exhausted (429/5xx/timeouts)
+
+# SLA tracking (seed 003 phase 3). The gauges are set by the leader's periodic SLA check; in
+# multiprocess mode the most recent value wins.
+SLA_BREACHES_TOTAL = Counter(
+    "itsm_sla_breaches",  # exported as itsm_sla_breaches_total
+    "Tickets found past their SLA deadline by the periodic check.",
+    ["platform"],
+)
+SLA_BREACHED = Gauge(
+    "itsm_tickets_sla_breached",
+    "Open tickets currently past their SLA deadline.",
+    ["platform"],
+    multiprocess_mode="mostrecent",
+)
+SLA_OPEN = Gauge(
+    "itsm_tickets_sla_open",
+    "Open tickets whose SLA is tracked.",
+    ["platform"],
+    multiprocess_mode="mostrecent",
+)

@@ -77,6 +77,84 @@ class EmbeddedRedis:
                 self.process.kill()
 
 
+ITSM_VARIABLES = (
+    "JIRA_BASE_URL",
+    "SERVICENOW_BASE_URL",
+    "SLACK_WEBHOOK_URL",
+    "LINEAR_API_URL",
+    "GITHUB_API_URL",
+)
+
+
+class EmbeddedFakes:
+    """The bundled fake Jira/ServiceNow/Slack/Linear/GitHub (``itsm.fakes``) on a free port.
+
+    Used when no ITSM base URL is set, so the demo works without external accounts. Jira bodies
+    are checked against Atlassian's ADF schema when it can be fetched from npm, else structurally.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "JIRA_BASE_URL": f"{self.url}/jira",
+            "JIRA_EMAIL": "demo@example.com",
+            "JIRA_API_TOKEN": "demo-token",
+            "JIRA_PROJECT_KEY": "OPS",
+            "SERVICENOW_BASE_URL": f"{self.url}/servicenow",
+            "SERVICENOW_USER": "demo",
+            "SERVICENOW_PASSWORD": "demo-password",
+            "SLACK_WEBHOOK_URL": f"{self.url}/slack/services/T000/B000/demo",
+            "LINEAR_API_URL": f"{self.url}/linear/graphql",
+            "LINEAR_API_KEY": "lin_api_demo",
+            "GITHUB_API_URL": f"{self.url}/github",
+            "GITHUB_TOKEN": "demo-token",
+        }
+
+    def start(self, timeout: float = 30.0) -> None:
+        from itsm.fakes.adf_schema import ensure_adf_schema
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            schema = ["--adf-schema", str(ensure_adf_schema())]
+        except Exception as exc:  # offline: the demo still runs, with a structural ADF check
+            print(f"ADF schema not fetched ({exc}); fake Jira checks ADF structurally", flush=True)
+            schema = ["--no-adf-schema"]
+        ready = self.directory / "fakes.url"
+        ready.unlink(missing_ok=True)
+        command = [
+            sys.executable, "-m", "itsm.fakes", "--host", "127.0.0.1", "--port", str(self.port),
+            *schema, "--ready-file", str(ready),
+        ]  # fmt: skip
+        log = (self.directory / "fakes.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: S603
+            command, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready.exists() or self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not ready.exists():
+            self.stop()
+            raise RuntimeError(f"fake ITSM servers did not start; see {self.directory}/fakes.log")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)  # noqa: S603
 
@@ -114,6 +192,12 @@ def main() -> int:
         redis.start()
         env["REDIS_URL"] = redis.url
         print(f"Embedded Redis on {redis.url}", flush=True)
+    fakes = None
+    if not any(env.get(name) for name in ITSM_VARIABLES):
+        fakes = EmbeddedFakes(VAR_DIR / "fakes")
+        fakes.start()
+        env.update(fakes.environment())
+        print(f"Fake Jira, ServiceNow, Slack, Linear and GitHub on {fakes.url}", flush=True)
     try:
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("load_demo", env=env)
@@ -130,6 +214,9 @@ def main() -> int:
         manager.loop()
         return manager.returncode or 0
     finally:
+        if fakes:
+            fakes.stop()
+            print("Fake ITSM servers stopped.", flush=True)
         if redis:
             redis.stop()
             print("Embedded Redis stopped.", flush=True)

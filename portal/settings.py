@@ -151,7 +151,9 @@ else:
             "NAME": VAR_DIR / "portal.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
             # PORTAL_TEST_DB lets two test runs on one machine keep apart.
-            "TEST": {"NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / "test-portal.sqlite3"))},
+            "TEST": {
+                "NAME": os.environ.get("PORTAL_TEST_DB", str(VAR_DIR / "test-portal.sqlite3"))
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -245,6 +247,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TicketPlatformEnum": "itsm.config.TICKET_PLATFORMS",
+        "PlatformEnum": "itsm.models.Platform",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api.schema.add_error_responses",
@@ -331,4 +337,5 @@ ITSM_ENDPOINTS = {
         "GITHUB_TOKEN",
     )
 }
-ITSM_ENDPOINTS["JIRA_PROJECT_KEY"] = ITSM_ENDPOINTS["JIRA_PROJECT_KEY"] or "OPS"
+# How long `from-template` with "wait": true waits for the worker's delivery.
+ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))

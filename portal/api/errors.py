@@ -1,8 +1,8 @@
 """One error envelope for every API failure: ``{"error": {"code", "message", "fields"}}``.
 
 DRF's exceptions, Django's 404/permission errors and unknown routes all end here, so a client
-parses one shape. Apps raise their own exceptions; each app's hierarchy maps to HTTP in
-``EXCEPTION_STATUS`` below, once.
+parses one shape. Apps raise their own exceptions; each app's hierarchy maps to HTTP below,
+once (``_itsm_response`` for the itsm app).
 """
 
 from __future__ import annotations
@@ -40,7 +40,39 @@ def _code_of(exc: exceptions.APIException) -> str:
     return getattr(exc, "default_code", "error")
 
 
+def _itsm_response(exc: Exception) -> Response | None:
+    """The itsm hierarchy (DESIGN.md): 422 invalid input, 502 rejected upstream, 503 unavailable."""
+    from itsm import errors as itsm_errors
+
+    if not isinstance(exc, itsm_errors.ItsmError):
+        return None
+    status_code = {
+        itsm_errors.ValidationFailed: 422,
+        itsm_errors.TemplateError: 422,
+        itsm_errors.UpstreamRejected: 502,
+        itsm_errors.RetryableError: 503,
+        itsm_errors.NotConfigured: 503,
+    }.get(type(exc), 502)
+    detail = exc.as_dict()
+    fields: dict[str, Any] = {}
+    if isinstance(exc, itsm_errors.ValidationFailed):
+        for error in exc.errors:
+            fields.setdefault(error.field, error.message)
+    elif isinstance(exc, itsm_errors.TemplateError) and exc.missing:
+        fields = {"variables": f"missing variables: {', '.join(exc.missing)}"}
+    elif isinstance(exc, itsm_errors.UpstreamRejected):
+        fields = dict(exc.field_errors)
+    body = envelope(exc.code, exc.message, fields)
+    body["error"]["detail"] = detail
+    response = Response(body, status=status_code)
+    if isinstance(exc, itsm_errors.RetryableError) and exc.retry_after:
+        response["Retry-After"] = str(int(exc.retry_after))
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if (itsm_response := _itsm_response(exc)) is not None:
+        return itsm_response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

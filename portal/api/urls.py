@@ -17,6 +17,7 @@ urlpatterns = [
     path("leases/", views.LeaseListView.as_view(), name="lease-list"),
     path("leases/<str:name>/", views.LeaseDetailView.as_view(), name="lease-detail"),
     path("", include(router.urls)),
+    path("", include("itsm.api.urls")),
     # Anything else under /api/ is a JSON 404 in the error envelope, never an HTML page.
     re_path(r"^.*$", api_not_found),
 ]

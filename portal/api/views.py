@@ -36,6 +36,8 @@ class ApiRootView(APIView):
             "me": reverse("api:me", request=request),
             "leases": reverse("api:lease-list", request=request),
             "heartbeats": reverse("api:heartbeat-list", request=request),
+            "tickets": reverse("api:ticket-list", request=request),
+            "ticket_templates": reverse("api:ticket-templates", request=request),
             "schema": reverse("schema", request=request),
             "docs": reverse("api-docs", request=request),
         }

@@ -1,0 +1,149 @@
+"""``/api/v1/tickets``: template metadata, create from template, preview, ticket records."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import django_filters
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from itsm.api.serializers import (
+    FromTemplateResultSerializer,
+    FromTemplateSerializer,
+    PreviewResultSerializer,
+    PreviewSerializer,
+    TemplateMetadataSerializer,
+    TemplateQuerySerializer,
+    TicketSerializer,
+)
+from itsm.config import endpoints
+from itsm.errors import NotConfigured, RetryableError, UpstreamRejected
+from itsm.models import Ticket
+from itsm.services import tickets as ticket_service
+from itsm.templates import get_template, list_templates
+from portal.api.permissions import IsOperator
+from portal.api.views import PortalReadOnlyViewSet
+
+
+class TicketFilter(django_filters.FilterSet):
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Ticket
+        fields = ["platform", "status", "job_id", "template_name", "sla_breached"]
+
+
+class TicketViewSet(PortalReadOnlyViewSet):
+    """Ticket records the portal created or is creating (newest first)."""
+
+    queryset = Ticket.objects.select_related("created_by")
+    serializer_class = TicketSerializer
+    filterset_class = TicketFilter
+    ordering_fields = ["created_at", "sla_due_at", "id"]
+
+
+class TemplateListView(APIView):
+    """Templates by platform: the file's and the admin's (a database row overrides a file one)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("platform", enum=["servicenow", "jira"], required=False)],
+        responses=TemplateMetadataSerializer(many=True),
+    )
+    def get(self, request):
+        query = TemplateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        templates = list_templates(query.validated_data.get("platform"))
+        return Response(TemplateMetadataSerializer([asdict(t) for t in templates], many=True).data)
+
+
+class PreviewView(APIView):
+    """Renders and validates with the variables given so far (the page's live preview)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
+    def post(self, request):
+        body = PreviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        result = ticket_service.preview(data["platform"], data["template_name"], data["variables"])
+        return Response({**asdict(result), "ok": result.ok})
+
+
+class FromTemplateView(APIView):
+    """Seed 003's ``POST /api/v1/tickets/from-template``.
+
+    201 with the new record (its delivery runs in the worker), 200 with the existing record when
+    the same job, platform and template were sent before, 200 for a dry run (nothing stored or
+    sent). 422 for invalid variables or fields, 503 when the platform is not configured; with
+    ``wait`` the call waits for the delivery: 502 if the platform rejected it, 503 if it is down.
+    """
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        request=FromTemplateSerializer,
+        responses={200: FromTemplateResultSerializer, 201: FromTemplateResultSerializer},
+    )
+    def post(self, request):
+        body = FromTemplateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        template = get_template(data["platform"], data["template_name"])
+        if not data["dry_run"] and not endpoints()[data["platform"]].configured:
+            raise NotConfigured(
+                f"{data['platform']} is not configured: set its base URL and credentials",
+                platform=data["platform"],
+            )
+        ticket, created = ticket_service.create_from_template(
+            job_id=data["job_id"],
+            platform=data["platform"],
+            template_name=data["template_name"],
+            variables=data["variables"],
+            dry_run=data["dry_run"],
+            user=request.user,
+        )
+        if data["wait"] and not data["dry_run"]:
+            ticket = wait_for_delivery(ticket)
+        result = {
+            "created": created,
+            "dry_run": data["dry_run"],
+            "template": TemplateMetadataSerializer(asdict(template)).data,
+            "ticket": TicketSerializer(ticket).data,
+        }
+        return Response(result, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def wait_for_delivery(ticket: Ticket) -> Ticket:
+    """Polls the record until the worker settles it; raises the matching upstream error."""
+    deadline = time.monotonic() + settings.ITSM_API_WAIT_SECONDS
+    while True:
+        ticket.refresh_from_db()
+        if ticket.status == Ticket.Status.CREATED:
+            return ticket
+        error = ticket.error or {}
+        if ticket.status == Ticket.Status.FAILED:
+            raise UpstreamRejected(
+                error.get("message", "the platform rejected the ticket"),
+                platform=ticket.platform,
+                status_code=int(error.get("status_code") or 400),
+                error_messages=error.get("error_messages") or [],
+                field_errors=error.get("field_errors") or {},
+            )
+        if time.monotonic() >= deadline:
+            raise RetryableError(
+                error.get("message")
+                or f"ticket {ticket.pk} is still pending; GET /api/v1/tickets/{ticket.pk}",
+                platform=ticket.platform,
+                status_code=error.get("status_code"),
+                retry_after=5,
+            )
+        time.sleep(0.2)

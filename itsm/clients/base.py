@@ -1,0 +1,350 @@
+"""What every ITSM client shares: one httpx client, one retry policy, one redaction step.
+
+``HttpClient.call`` runs an operation under the retry policy of ``config/itsm_config.json``
+(tenacity does the looping): 429/500/502/503/504, connection errors and timeouts are retried with
+exponential backoff capped by ``max_retry_delay_seconds``, ``Retry-After`` wins over the computed
+delay, other 4xx fail at once as ``UpstreamRejected``. Every attempt and delay is appended to a
+``CallLog`` (the ``TicketCreationResult`` metadata that the ticket record keeps) and each retry is
+counted in ``itsm_ticket_retry_attempts_total``.
+
+A *create* passes a ``reconcile`` function: after an ambiguous failure (the request may have been
+processed: a timeout, a dropped connection, a 5xx) the next attempt first looks for the object by
+its idempotency marker and returns it instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from itsm import metrics
+from itsm.config import Endpoint, ItsmConfig, get_config
+from itsm.errors import NotConfigured, RetryableError, UpstreamRejected
+from itsm.redaction import redact, redact_text
+
+logger = logging.getLogger("itsm.clients")
+
+T = TypeVar("T")
+
+# httpx errors after which the server may have processed the request: the outcome is unknown.
+_AMBIGUOUS = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+# Errors where the request cannot have reached the application.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass
+class Attempt:
+    attempt: int
+    at: str
+    outcome: str  # ok | existing | retryable | rejected
+    status_code: int | None = None
+    error: str = ""
+    delay_seconds: float = 0.0  # the wait that followed this attempt
+
+
+@dataclass
+class CallLog:
+    """Attempts of one logical call, kept on the ticket record as its retry metadata."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    reconciled: bool = False  # the result was found by idempotency marker, not created now
+
+    @property
+    def retries(self) -> int:
+        return max(len(self.attempts) - 1, 0)
+
+    @property
+    def total_delay_seconds(self) -> float:
+        return round(sum(a.delay_seconds for a in self.attempts), 3)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [asdict(a) for a in self.attempts]
+
+
+class _Transient(Exception):
+    """One failed attempt that the policy may retry."""
+
+    def __init__(
+        self, message: str, *, status_code: int | None, retry_after: float | None, sent: bool
+    ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.sent = sent
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from ``Retry-After`` (delta or HTTP date), else Jira's ``Beta-Retry-After``."""
+    for name in ("Retry-After", "Beta-Retry-After"):
+        value = headers.get(name)
+        if not value:
+            continue
+        value = value.strip()
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return None
+
+
+def upstream_error_fields(response: httpx.Response) -> tuple[str, list[str], dict[str, str]]:
+    """The platform's error body parsed into (message, messages, {field: message}).
+
+    Understands Jira's ErrorCollection, ServiceNow's ``{"error": {message, detail}}``, GraphQL
+    ``errors[]`` and GitHub's ``{"message"}``; anything else is kept as (redacted, short) text.
+    """
+    messages: list[str] = []
+    fields: dict[str, str] = {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        if isinstance(body.get("errorMessages"), list):
+            messages += [str(m) for m in body["errorMessages"]]
+        if isinstance(body.get("errors"), dict):
+            fields.update({str(k): str(v) for k, v in body["errors"].items()})
+        if isinstance(body.get("errors"), list):
+            messages += [str(e.get("message", e)) for e in body["errors"] if isinstance(e, dict)]
+        error = body.get("error")
+        if isinstance(error, dict):
+            messages += [str(error[k]) for k in ("message", "detail") if error.get(k)]
+        if isinstance(body.get("message"), str):
+            messages.append(body["message"])
+    elif response.text:
+        messages.append(response.text[:500])
+    messages = [redact_text(m) for m in messages]
+    fields = {k: redact_text(v) for k, v in fields.items()}
+    parts = messages + [f"{k}: {v}" for k, v in fields.items()]
+    summary = "; ".join(parts) or f"HTTP {response.status_code}"
+    return summary, messages, fields
+
+
+class HttpClient:
+    """Base of the five clients. Subclasses set ``platform`` and build requests."""
+
+    platform = ""
+    default_headers: dict[str, str] = {"Accept": "application/json"}
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        config: ItsmConfig | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not endpoint.configured:
+            raise NotConfigured(
+                f"{self.platform} is not configured (set its base URL)", platform=self.platform
+            )
+        self.endpoint = endpoint
+        self.config = config or get_config()
+        self.sleep = sleep
+        self.http = httpx.Client(
+            base_url=endpoint.base_url.rstrip("/"),
+            auth=self.auth(),
+            headers={**self.default_headers, **self.extra_headers()},
+            timeout=self.config.timeout.for_httpx(),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    # --- subclass hooks ------------------------------------------------------------------
+    def auth(self) -> httpx.Auth | None:
+        return None
+
+    def extra_headers(self) -> dict[str, str]:
+        return {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- one HTTP exchange -----------------------------------------------------------------
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        files: Any = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        expect: Iterable[int] = (200, 201, 204),
+        client: httpx.Client | None = None,
+    ) -> httpx.Response:
+        """One attempt. JSON bodies pass through redaction; failures become typed errors.
+
+        ``client`` replaces the platform's client for a URL on another host (no credentials).
+        """
+        if json is not None:
+            json = redact(json)
+        try:
+            response = (client or self.http).request(
+                method, path, json=json, params=params, files=files, headers=headers,
+                content=content,
+            )  # fmt: skip
+        except _NOT_SENT as exc:
+            raise _Transient(
+                f"{type(exc).__name__}: could not reach {self.platform}",
+                status_code=None, retry_after=None, sent=False,
+            ) from exc  # fmt: skip
+        except (*_AMBIGUOUS, httpx.TimeoutException, httpx.NetworkError) as exc:
+            raise _Transient(
+                f"{type(exc).__name__}: no answer from {self.platform}",
+                status_code=None, retry_after=None, sent=True,
+            ) from exc  # fmt: skip
+        status = response.status_code
+        if status in expect:
+            return response
+        if status in self.config.retry_policy.retryable_status_codes:
+            summary, _, _ = upstream_error_fields(response)
+            raise _Transient(
+                f"HTTP {status}: {summary}",
+                status_code=status,
+                retry_after=parse_retry_after(response.headers),
+                sent=status != 429,  # a 429 was refused before any work; a 5xx may have run
+            )
+        summary, messages, fields = upstream_error_fields(response)
+        raise UpstreamRejected(
+            f"{self.platform} answered {status}: {summary}",
+            platform=self.platform,
+            status_code=status,
+            error_messages=messages,
+            field_errors=fields,
+        )
+
+    # --- the retry policy ------------------------------------------------------------------
+    def call(
+        self,
+        operation: Callable[[], T],
+        *,
+        log: CallLog | None = None,
+        reconcile: Callable[[float], T | None] | None = None,
+        reconcile_first: bool = False,
+    ) -> T:
+        """``operation`` under the retry policy; ``reconcile(deadline)`` after ambiguous failures.
+
+        ``reconcile`` gets a ``time.monotonic()`` deadline until which it may keep looking (for
+        eventually consistent searches) and returns the existing object or None.
+        ``reconcile_first`` looks once before the first attempt (a redelivery of a create whose
+        earlier outcome is unknown).
+        """
+        log = log if log is not None else CallLog()
+        policy = self.config.retry_policy
+        window = self.config.reconcile.window_seconds
+        state = {"ambiguous_at": time.monotonic() - window if reconcile_first else None}
+
+        def attempt() -> T:
+            number = len(log.attempts) + 1
+            stamp = datetime.now(UTC).isoformat()
+            if reconcile is not None and state["ambiguous_at"] is not None:
+                deadline = state["ambiguous_at"] + window
+                try:
+                    found = reconcile(deadline)
+                except _Transient as exc:
+                    log.attempts.append(
+                        Attempt(number, stamp, "retryable", exc.status_code, redact_text(str(exc)))
+                    )
+                    raise
+                if found is not None:
+                    log.attempts.append(Attempt(number, stamp, "existing"))
+                    log.reconciled = True
+                    return found
+            try:
+                result = operation()
+            except _Transient as exc:
+                log.attempts.append(
+                    Attempt(number, stamp, "retryable", exc.status_code, redact_text(str(exc)))
+                )
+                if exc.sent:
+                    state["ambiguous_at"] = time.monotonic()
+                raise
+            except UpstreamRejected as exc:
+                log.attempts.append(
+                    Attempt(number, stamp, "rejected", exc.status_code, exc.message)
+                )
+                raise
+            log.attempts.append(Attempt(number, stamp, "ok"))
+            return result
+
+        def wait(retry_state: RetryCallState) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            retry_after = exc.retry_after if isinstance(exc, _Transient) else None
+            return policy.delay_before(retry_state.attempt_number, retry_after)
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
+            if log.attempts:
+                log.attempts[-1].delay_seconds = round(delay, 3)
+            metrics.TICKET_RETRY_ATTEMPTS.labels(platform=self.platform).inc()
+            logger.warning(
+                "itsm.retry",
+                extra={
+                    "event": "itsm.retry",
+                    "platform": self.platform,
+                    "attempt": retry_state.attempt_number,
+                    "delay_seconds": round(delay, 3),
+                    "error": log.attempts[-1].error if log.attempts else "",
+                },
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.max_retries + 1)
+            | stop_after_delay(self.config.timeout.total_timeout_seconds),
+            wait=wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Transient as exc:
+            raise RetryableError(
+                f"{self.platform} unavailable after {len(log.attempts)} attempts: {exc}",
+                platform=self.platform,
+                status_code=exc.status_code,
+                retry_after=exc.retry_after,
+                sent=state["ambiguous_at"] is not None,
+            ) from exc
+
+    def request(self, method: str, path: str, *, log: CallLog | None = None, **kwargs: Any):
+        """``send`` under the retry policy, for reads and naturally idempotent writes."""
+        return self.call(lambda: self.send(method, path, **kwargs), log=log)
+
+
+def poll_until(deadline: float, find: Callable[[], T | None], *, interval: float) -> T | None:
+    """Calls ``find`` until it returns something or the monotonic ``deadline`` passes (≥ once)."""
+    while True:
+        found = find()
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))

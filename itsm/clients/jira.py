@@ -1,0 +1,476 @@
+"""Jira Cloud REST v3 (and the Agile API for sprints), INTEGRATIONS.md §1.
+
+Creates carry an idempotency label (``portal-idem-<key>``); after an ambiguous failure the client
+searches ``/search/jql`` for that label, for a bounded time because the search is eventually
+consistent, before creating again. Descriptions and comments go out as ADF.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from itsm import metrics
+from itsm.clients.base import CallLog, HttpClient, poll_until
+from itsm.config import Endpoint, endpoints
+from itsm.errors import ItsmError, UpstreamRejected, ValidationFailed
+from itsm.validation import ensure_valid
+
+IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
+BULK_LIMIT = 50
+PRIORITY_NAMES = {"1": "Highest", "2": "High", "3": "Medium", "4": "Low", "5": "Lowest"}
+
+
+@dataclass(frozen=True)
+class CreatedTicket:
+    """What a create returns (seed 003's ``TicketCreationResult``), with the call's attempts."""
+
+    platform: str
+    id: str
+    key: str
+    url: str
+    reconciled: bool = False
+    log: CallLog = field(default_factory=CallLog, compare=False)
+
+
+@dataclass(frozen=True)
+class BulkFailure:
+    index: int  # position in the caller's list
+    status: int
+    error_messages: list[str]
+    field_errors: dict[str, str]
+
+
+@dataclass
+class BulkResult:
+    created: dict[int, CreatedTicket] = field(default_factory=dict)  # caller index → ticket
+    failed: list[BulkFailure] = field(default_factory=list)
+
+
+def idempotency_label(key: str) -> str:
+    return f"{IDEMPOTENCY_LABEL_PREFIX}{key}"
+
+
+def text_to_adf(text: str) -> dict[str, Any]:
+    """Plain text as an ADF document: blank lines split paragraphs, newlines become hard breaks."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        content: list[dict[str, Any]] = []
+        for line in block.split("\n"):
+            if content:
+                content.append({"type": "hardBreak"})
+            if line:
+                content.append({"type": "text", "text": line})
+        while content and content[-1]["type"] == "hardBreak":
+            content.pop()
+        if content:
+            paragraphs.append({"type": "paragraph", "content": content})
+    return {"type": "doc", "version": 1, "content": paragraphs}
+
+
+def as_adf(body: str | dict[str, Any]) -> dict[str, Any]:
+    return body if isinstance(body, dict) else text_to_adf(body)
+
+
+def adf_to_lines(node: Any) -> list[tuple[str, str]]:
+    """ADF flattened to (kind, text) lines; kind is "heading" or "text"."""
+    lines: list[tuple[str, str]] = []
+
+    def inline_text(n: Any) -> str:
+        if not isinstance(n, dict):
+            return ""
+        if n.get("type") == "text":
+            return str(n.get("text", ""))
+        if n.get("type") == "hardBreak":
+            return "\n"
+        return "".join(inline_text(child) for child in n.get("content") or [])
+
+    def walk(n: Any) -> None:
+        if not isinstance(n, dict):
+            return
+        kind = n.get("type")
+        if kind == "heading":
+            lines.append(("heading", inline_text(n).strip()))
+        elif kind in ("paragraph", "codeBlock"):
+            for line in inline_text(n).split("\n"):
+                lines.append(("text", line))
+        else:
+            for child in n.get("content") or []:
+                walk(child)
+
+    walk(node)
+    return lines
+
+
+_KEY_VALUE = re.compile(r"^\s*([A-Za-z][\w ./()-]{0,60}?)\s*:\s*(.*?)\s*$")
+_TEXT_HEADING = re.compile(r"^\s*(?:#{1,6}\s+|h[1-6]\.\s+)(.+?)\s*$")
+
+
+def parse_description(description: str | dict[str, Any] | None) -> dict[str, Any]:
+    """A description (ADF or text) as a dict: its ``Key: value`` lines, and each headed section.
+
+    ``"Job ID: 7\\n## Logs\\nline one\\nline two"`` gives
+    ``{"Job ID": "7", "Logs": "line one\\nline two"}``. A key value wins over a section of the
+    same name; lines before any heading that are not ``Key: value`` are dropped.
+    """
+    if not description:
+        return {}
+    if isinstance(description, dict):
+        lines = adf_to_lines(description)
+    else:
+        lines = []
+        for line in description.splitlines():
+            heading = _TEXT_HEADING.match(line)
+            lines.append(("heading", heading.group(1)) if heading else ("text", line))
+    result: dict[str, Any] = {}
+    sections: dict[str, list[str]] = {}
+    section: str | None = None
+    for kind, text in lines:
+        if kind == "heading":
+            section = text.rstrip(":").strip()
+            sections.setdefault(section, [])
+            continue
+        pair = _KEY_VALUE.match(text)
+        if pair and not text.lstrip().startswith(("http://", "https://")):
+            result.setdefault(pair.group(1).strip(), pair.group(2))
+        if section is not None:
+            sections[section].append(text)
+    for name, body in sections.items():
+        result.setdefault(name, "\n".join(body).strip())
+    return result
+
+
+def blockers_of(issue: dict[str, Any]) -> list[str]:
+    """Keys of issues that block ``issue``, from its ``Blocks`` links.
+
+    On the blocked issue Jira shows the link with ``inwardIssue`` = the blocker ("is blocked by").
+    """
+    links = (issue.get("fields") or {}).get("issuelinks") or []
+    keys = []
+    for link in links:
+        if (link.get("type") or {}).get("name") == "Blocks" and "inwardIssue" in link:
+            key = link["inwardIssue"].get("key")
+            if key and key not in keys:
+                keys.append(key)
+    return keys
+
+
+class JiraClient(HttpClient):
+    platform = "jira"
+
+    def auth(self) -> httpx.Auth | None:
+        if self.endpoint.username or self.endpoint.secret:
+            return httpx.BasicAuth(self.endpoint.username, self.endpoint.secret)
+        return None
+
+    # --- create ------------------------------------------------------------------------------
+    def issue_fields(
+        self,
+        project: str,
+        summary: str,
+        description: str | dict[str, Any] | None,
+        issue_type: str,
+        fields: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """The REST ``fields`` object from the portal's logical ticket fields."""
+        extra = dict(fields or {})
+        payload: dict[str, Any] = {
+            "project": {"key": project},
+            "issuetype": {"name": issue_type},
+            "summary": summary,
+        }
+        if description:
+            payload["description"] = as_adf(description)
+        priority = extra.pop("priority", None)
+        if priority not in (None, ""):
+            if isinstance(priority, dict):
+                payload["priority"] = priority
+            else:
+                payload["priority"] = {"name": PRIORITY_NAMES.get(str(priority), str(priority))}
+        labels = list(extra.pop("labels", None) or [])
+        if idempotency_key:
+            labels.append(idempotency_label(idempotency_key))
+        if labels:
+            payload["labels"] = labels
+        payload.update(extra)
+        return payload
+
+    def create_ticket(
+        self,
+        project: str,
+        summary: str,
+        description: str | dict[str, Any] | None,
+        issue_type: str = "Task",
+        fields: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        """Creates one issue (seed 002's signature, optional ``fields``); exactly once per key."""
+        log = log if log is not None else CallLog()
+        started = time.perf_counter()
+        outcome = metrics.OUTCOME_FAILED
+        try:
+            logical = {
+                "project": project,
+                "summary": summary,
+                "issue_type": issue_type,
+                **{k: v for k, v in (fields or {}).items() if k in ("priority", "labels")},
+            }
+            if isinstance(description, str):
+                logical["description"] = description
+            ensure_valid("jira", logical, issue_type)
+            body = {
+                "fields": self.issue_fields(
+                    project, summary, description, issue_type, fields, idempotency_key
+                )
+            }
+
+            def create() -> CreatedTicket:
+                data = self.send("POST", "/rest/api/3/issue", json=body, expect=(201,)).json()
+                return self._created(data, log)
+
+            reconcile = None
+            if idempotency_key:
+
+                def reconcile(deadline: float) -> CreatedTicket | None:
+                    found = self.find_by_idempotency_key(idempotency_key, deadline=deadline)
+                    return self._created(found, log, reconciled=True) if found else None
+
+            created = self.call(
+                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
+            )
+            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
+            return created
+        except ValidationFailed:
+            outcome = metrics.OUTCOME_VALIDATION_ERROR
+            raise
+        except UpstreamRejected:
+            outcome = metrics.OUTCOME_REJECTED
+            raise
+        finally:
+            metrics.TICKET_CREATION_TOTAL.labels(platform="jira", outcome=outcome).inc()
+            metrics.TICKET_CREATION_DURATION.labels(platform="jira", outcome=outcome).observe(
+                time.perf_counter() - started
+            )
+
+    def _created(
+        self, data: dict[str, Any], log: CallLog, *, reconciled: bool = False
+    ) -> CreatedTicket:
+        key = str(data["key"])
+        return CreatedTicket(
+            "jira", str(data["id"]), key, self.browse_url(key), reconciled=reconciled, log=log
+        )
+
+    def browse_url(self, key: str) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/browse/{key}"
+
+    def find_by_idempotency_key(
+        self, key: str, *, deadline: float | None = None
+    ) -> dict[str, Any] | None:
+        """The issue labelled with ``key``, searching until ``deadline`` (search lags writes)."""
+        jql = f'labels = "{idempotency_label(key)}"'
+
+        def find() -> dict[str, Any] | None:
+            page = self.send(
+                "GET", "/rest/api/3/search/jql",
+                params={"jql": jql, "fields": "key,summary", "maxResults": 1},
+            ).json()  # fmt: skip
+            issues = page.get("issues") or []
+            return issues[0] if issues else None
+
+        if deadline is None:
+            return find()
+        return poll_until(deadline, find, interval=self.config.reconcile.poll_interval_seconds)
+
+    def bulk_create(self, issues: list[dict[str, Any]]) -> BulkResult:
+        """Creates issues 50 a call; ``issues`` are REST ``{"fields": ...}`` objects.
+
+        Per-issue errors are kept by the caller's index. Successes carry no correlation id, so
+        they are matched by position once the failed indexes are removed (INTEGRATIONS.md §1b).
+        """
+        result = BulkResult()
+        for offset in range(0, len(issues), BULK_LIMIT):
+            chunk = issues[offset : offset + BULK_LIMIT]
+            response = self.request(
+                "POST", "/rest/api/3/issue/bulk", json={"issueUpdates": chunk},
+                expect=(201, 400),
+            )  # fmt: skip
+            data = response.json()
+            failed_positions = set()
+            for error in data.get("errors") or []:
+                position = int(error.get("failedElementNumber", -1))
+                element = error.get("elementErrors") or {}
+                failed_positions.add(position)
+                result.failed.append(
+                    BulkFailure(
+                        offset + position,
+                        int(error.get("status", response.status_code)),
+                        [str(m) for m in element.get("errorMessages") or []],
+                        {str(k): str(v) for k, v in (element.get("errors") or {}).items()},
+                    )
+                )
+            succeeded = [i for i in range(len(chunk)) if i not in failed_positions]
+            for position, issue in zip(succeeded, data.get("issues") or [], strict=False):
+                result.created[offset + position] = self._created(issue, CallLog())
+        return result
+
+    # --- reads ---------------------------------------------------------------------------
+    def get_issue(self, key: str, fields: list[str] | None = None) -> dict[str, Any]:
+        params = {"fields": ",".join(fields)} if fields else None
+        return self.request("GET", f"/rest/api/3/issue/{key}", params=params).json()
+
+    def parse_description(self, ticket: str | dict[str, Any]) -> dict[str, Any]:
+        """``parse_description`` of a ticket given as its key or as an issue dict."""
+        issue = self.get_issue(ticket, ["description"]) if isinstance(ticket, str) else ticket
+        return parse_description((issue.get("fields") or {}).get("description"))
+
+    def get_blockers(self, ticket: dict[str, Any]) -> list[str]:
+        return blockers_of(ticket)
+
+    def get_blockers_by_key(self, key: str) -> list[str]:
+        return blockers_of(self.get_issue(key, ["issuelinks"]))
+
+    def search(
+        self,
+        jql: str,
+        *,
+        fields: list[str] | None = None,
+        page_size: int = 50,
+        reconcile_issues: list[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every issue matching a (bounded) JQL, following ``nextPageToken`` until ``isLast``."""
+        if not jql.strip():
+            raise ItsmError("JQL must be bounded (an empty query is rejected)", platform="jira")
+        token: str | None = None
+        while True:
+            body: dict[str, Any] = {"jql": jql, "maxResults": page_size}
+            if fields:
+                body["fields"] = fields
+            if reconcile_issues:
+                body["reconcileIssues"] = reconcile_issues[:50]
+            if token:
+                body["nextPageToken"] = token
+            page = self.request("POST", "/rest/api/3/search/jql", json=body).json()
+            yield from page.get("issues") or []
+            token = page.get("nextPageToken")
+            if page.get("isLast", True) or not token:
+                return
+
+    def my_permissions(self, project: str, permissions: list[str]) -> dict[str, bool]:
+        data = self.request(
+            "GET", "/rest/api/3/mypermissions",
+            params={"projectKey": project, "permissions": ",".join(permissions)},
+        ).json()  # fmt: skip
+        granted = data.get("permissions") or {}
+        return {name: bool((granted.get(name) or {}).get("havePermission")) for name in permissions}
+
+    def create_meta(self, project: str, issue_type_id: str) -> list[dict[str, Any]]:
+        fields: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            page = self.request(
+                "GET", f"/rest/api/3/issue/createmeta/{project}/issuetypes/{issue_type_id}",
+                params={"startAt": start, "maxResults": 200},
+            ).json()  # fmt: skip
+            values = page.get("fields") or page.get("values") or []
+            fields += values
+            start += len(values)
+            if not values or page.get("isLast", True) or start >= page.get("total", start):
+                return fields
+
+    def priorities(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/rest/api/3/priority").json()
+
+    def assignable_users(self, project: str) -> list[dict[str, Any]]:
+        return self.request(
+            "GET", "/rest/api/3/user/assignable/search", params={"project": project}
+        ).json()
+
+    def sprints(self, board_id: int, state: str = "active,future") -> list[dict[str, Any]]:
+        sprints: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            page = self.request(
+                "GET", f"/rest/agile/1.0/board/{board_id}/sprint",
+                params={"state": state, "startAt": start, "maxResults": 50},
+            ).json()  # fmt: skip
+            values = page.get("values") or []
+            sprints += values
+            start += len(values)
+            if page.get("isLast", True) or not values:
+                return sprints
+
+    # --- writes on existing issues -------------------------------------------------------------
+    def add_comment(self, key: str, body: str | dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "POST", f"/rest/api/3/issue/{key}/comment", json={"body": as_adf(body)}, expect=(201,)
+        ).json()
+
+    def transitions(self, key: str) -> list[dict[str, Any]]:
+        return (
+            self.request("GET", f"/rest/api/3/issue/{key}/transitions")
+            .json()
+            .get("transitions", [])
+        )
+
+    def transition(self, key: str, preferred: list[str]) -> str | None:
+        """Moves the issue to the first of ``preferred`` (transition or target status names)
+        that its workflow allows from where it is now; returns the chosen name, or None."""
+        available = self.transitions(key)
+        for wanted in preferred:
+            for option in available:
+                names = {str(option.get("name", "")).lower()}
+                names.add(str((option.get("to") or {}).get("name", "")).lower())
+                if wanted.lower() in names:
+                    self.request(
+                        "POST", f"/rest/api/3/issue/{key}/transitions",
+                        json={"transition": {"id": option["id"]}}, expect=(204,),
+                    )  # fmt: skip
+                    return wanted
+        return None
+
+    def link_issues(self, blocker: str, blocked: str, link_type: str = "Blocks") -> None:
+        """``blocker`` blocks ``blocked``. Jira puts the blocker in ``inwardIssue`` (the field
+        names suggest the opposite; INTEGRATIONS.md §1d). Re-posting a link is harmless."""
+        self.request(
+            "POST", "/rest/api/3/issueLink",
+            json={
+                "type": {"name": link_type},
+                "inwardIssue": {"key": blocker},
+                "outwardIssue": {"key": blocked},
+            },
+            expect=(201,),
+        )  # fmt: skip
+
+    def add_attachment(
+        self, key: str, filename: str, content: bytes, mime_type: str = "application/octet-stream"
+    ) -> list[dict[str, Any]]:
+        return self.request(
+            "POST", f"/rest/api/3/issue/{key}/attachments",
+            files={"file": (filename, content, mime_type)},
+            headers={"X-Atlassian-Token": "no-check"},
+        ).json()  # fmt: skip
+
+    def set_property(self, key: str, name: str, value: Any) -> None:
+        self.request(
+            "PUT", f"/rest/api/3/issue/{key}/properties/{name}", json=value, expect=(200, 201)
+        )
+
+    def add_to_sprint(self, sprint_id: int, keys: list[str]) -> None:
+        for offset in range(0, len(keys), BULK_LIMIT):
+            self.request(
+                "POST", f"/rest/agile/1.0/sprint/{sprint_id}/issue",
+                json={"issues": keys[offset : offset + BULK_LIMIT]}, expect=(204,),
+            )  # fmt: skip
+
+
+def jira_client(endpoint: Endpoint | None = None, **kwargs: Any) -> JiraClient:
+    return JiraClient(endpoint or endpoints()["jira"], **kwargs)

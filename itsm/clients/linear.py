@@ -1,0 +1,177 @@
+"""Linear GraphQL: issueCreate with a client-chosen id, team and label look-up (INTEGRATIONS.md §4).
+
+The issue id is derived from the idempotency key (a UUID v4 shape made from its hash), so a replay
+of the same create names the same issue; if Linear answers that the id exists, or an attempt's
+outcome was never seen, the client fetches ``issue(id)`` instead of creating another.
+GraphQL reports errors in ``errors[]`` even on HTTP 200; they are always inspected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from itsm import metrics
+from itsm.clients.base import CallLog, HttpClient, _Transient
+from itsm.clients.jira import CreatedTicket
+from itsm.config import Endpoint, endpoints
+from itsm.errors import UpstreamRejected, ValidationFailed
+from itsm.validation import ensure_valid
+
+ISSUE_FIELDS = "id identifier title url priority team { id key } labels { nodes { id name } }"
+CREATE = f"""mutation PortalIssueCreate($input: IssueCreateInput!) {{
+  issueCreate(input: $input) {{ success issue {{ {ISSUE_FIELDS} }} }}
+}}"""
+ISSUE = f"query PortalIssue($id: String!) {{ issue(id: $id) {{ {ISSUE_FIELDS} }} }}"
+TEAMS = "query PortalTeams { teams(first: 100) { nodes { id key name } } }"
+LABELS = "query PortalLabels { issueLabels(first: 250) { nodes { id name } } }"
+
+
+def issue_id_for(idempotency_key: str) -> str:
+    """A stable UUID (version 4 layout) for a key: the same key always names the same issue."""
+    digest = hashlib.sha256(idempotency_key.encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+class LinearClient(HttpClient):
+    platform = "linear"
+
+    def extra_headers(self) -> dict[str, str]:
+        # A personal API key goes bare; only OAuth tokens take "Bearer".
+        return {"Authorization": self.endpoint.secret} if self.endpoint.secret else {}
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One GraphQL exchange (one attempt); ``errors[]`` become typed errors."""
+        response = self.send(
+            "POST", "", json={"query": query, "variables": variables or {}}, expect=(200, 400)
+        )
+        body = response.json()
+        errors = body.get("errors") or []
+        if errors:
+            kinds = {str((e.get("extensions") or {}).get("type", "")).lower() for e in errors}
+            message = "; ".join(
+                str((e.get("extensions") or {}).get("userPresentableMessage") or e.get("message"))
+                for e in errors
+            )
+            if "ratelimited" in kinds:
+                raise _Transient(
+                    f"Linear rate limited: {message}", status_code=429, retry_after=None,
+                    sent=False,
+                )  # fmt: skip
+            raise UpstreamRejected(
+                f"linear rejected the request: {message}",
+                platform="linear",
+                status_code=response.status_code,
+                error_messages=[message],
+            )
+        return body.get("data") or {}
+
+    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.call(lambda: self.graphql(query, variables))
+
+    def teams(self) -> list[dict[str, Any]]:
+        return self.query(TEAMS)["teams"]["nodes"]
+
+    def team_id(self, key_or_name: str) -> str | None:
+        wanted = key_or_name.lower()
+        for team in self.teams():
+            if wanted in (team["key"].lower(), team["name"].lower(), team["id"]):
+                return team["id"]
+        return None
+
+    def label_ids(self, names: list[str]) -> list[str]:
+        wanted = {name.lower() for name in names}
+        return [
+            label["id"]
+            for label in self.query(LABELS)["issueLabels"]["nodes"]
+            if label["name"].lower() in wanted
+        ]
+
+    def get_issue(self, issue_id: str) -> dict[str, Any] | None:
+        return self.graphql(ISSUE, {"id": issue_id}).get("issue")
+
+    def create_issue(
+        self,
+        team_id: str,
+        title: str,
+        description: str = "",
+        *,
+        priority: int | None = None,
+        label_ids: list[str] | None = None,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        log = log if log is not None else CallLog()
+        started = time.perf_counter()
+        outcome = metrics.OUTCOME_FAILED
+        try:
+            logical: dict[str, Any] = {"team_id": team_id, "title": title}
+            if description:
+                logical["description"] = description
+            if priority is not None:
+                logical["priority"] = priority
+            ensure_valid("linear", logical)
+            payload: dict[str, Any] = {"teamId": team_id, "title": title}
+            if description:
+                payload["description"] = description
+            if priority is not None:
+                payload["priority"] = priority
+            if label_ids:
+                payload["labelIds"] = label_ids
+            issue_id = issue_id_for(idempotency_key) if idempotency_key else None
+            if issue_id:
+                payload["id"] = issue_id
+
+            def create() -> CreatedTicket:
+                try:
+                    data = self.graphql(CREATE, {"input": payload})
+                except UpstreamRejected:
+                    # "already exists": an earlier attempt of this key got through.
+                    existing = self.get_issue(issue_id) if issue_id else None
+                    if existing:
+                        return self._created(existing, log, reconciled=True)
+                    raise
+                return self._created(data["issueCreate"]["issue"], log)
+
+            reconcile = None
+            if issue_id:
+
+                def reconcile(deadline: float) -> CreatedTicket | None:
+                    existing = self.get_issue(issue_id)
+                    return self._created(existing, log, reconciled=True) if existing else None
+
+            created = self.call(
+                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
+            )
+            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
+            return created
+        except ValidationFailed:
+            outcome = metrics.OUTCOME_VALIDATION_ERROR
+            raise
+        except UpstreamRejected:
+            outcome = metrics.OUTCOME_REJECTED
+            raise
+        finally:
+            metrics.TICKET_CREATION_TOTAL.labels(platform="linear", outcome=outcome).inc()
+            metrics.TICKET_CREATION_DURATION.labels(platform="linear", outcome=outcome).observe(
+                time.perf_counter() - started
+            )
+
+    def _created(
+        self, issue: dict[str, Any], log: CallLog, *, reconciled: bool = False
+    ) -> CreatedTicket:
+        return CreatedTicket(
+            "linear",
+            issue["id"],
+            issue.get("identifier") or issue["id"],
+            issue.get("url") or "",
+            reconciled=reconciled,
+            log=log,
+        )
+
+
+def linear_client(endpoint: Endpoint | None = None, **kwargs: Any) -> LinearClient:
+    return LinearClient(endpoint or endpoints()["linear"], **kwargs)

@@ -1,0 +1,130 @@
+"""ServiceNow Table API: incidents (INTEGRATIONS.md §2).
+
+Priority is computed by the instance from impact and urgency, so a requested priority is sent as
+the impact/urgency pair that the default lookup table turns into it. The idempotency key travels
+in ``correlation_id``; the Table API reads are consistent, so reconciliation is one query.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from itsm import metrics
+from itsm.clients.base import CallLog, HttpClient
+from itsm.clients.jira import CreatedTicket
+from itsm.config import Endpoint, endpoints
+from itsm.errors import UpstreamRejected, ValidationFailed
+from itsm.validation import ensure_valid
+
+TABLE = "/api/now/table/incident"
+# Priority -> (impact, urgency) under ServiceNow's default Priority Lookup Rules.
+PRIORITY_TO_IMPACT_URGENCY = {
+    "1": ("1", "1"),
+    "2": ("1", "2"),
+    "3": ("2", "2"),
+    "4": ("2", "3"),
+    "5": ("3", "3"),
+}
+CORRELATION_DISPLAY = "ops-portal"
+
+
+class ServiceNowClient(HttpClient):
+    platform = "servicenow"
+
+    def auth(self) -> httpx.Auth | None:
+        if self.endpoint.username or self.endpoint.secret:
+            return httpx.BasicAuth(self.endpoint.username, self.endpoint.secret)
+        return None
+
+    def incident_body(
+        self, fields: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        body = {k: v for k, v in fields.items() if v not in (None, "") and k != "priority"}
+        priority = str(fields.get("priority") or "")
+        if priority in PRIORITY_TO_IMPACT_URGENCY and not ("impact" in body or "urgency" in body):
+            body["impact"], body["urgency"] = PRIORITY_TO_IMPACT_URGENCY[priority]
+        if idempotency_key:
+            body["correlation_id"] = idempotency_key
+            body["correlation_display"] = CORRELATION_DISPLAY
+        return body
+
+    def create_incident(
+        self,
+        fields: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        log = log if log is not None else CallLog()
+        started = time.perf_counter()
+        outcome = metrics.OUTCOME_FAILED
+        try:
+            ensure_valid("servicenow", fields)
+            body = self.incident_body(fields, idempotency_key)
+
+            def create() -> CreatedTicket:
+                data = self.send("POST", TABLE, json=body, expect=(201,)).json()
+                return self._created(data["result"], log)
+
+            reconcile = None
+            if idempotency_key:
+
+                def reconcile(deadline: float) -> CreatedTicket | None:
+                    found = self.find_by_correlation_id(idempotency_key)
+                    return self._created(found, log, reconciled=True) if found else None
+
+            created = self.call(
+                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
+            )
+            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
+            return created
+        except ValidationFailed:
+            outcome = metrics.OUTCOME_VALIDATION_ERROR
+            raise
+        except UpstreamRejected:
+            outcome = metrics.OUTCOME_REJECTED
+            raise
+        finally:
+            metrics.TICKET_CREATION_TOTAL.labels(platform="servicenow", outcome=outcome).inc()
+            metrics.TICKET_CREATION_DURATION.labels(platform="servicenow", outcome=outcome).observe(
+                time.perf_counter() - started
+            )
+
+    def _created(
+        self, record: dict[str, Any], log: CallLog, *, reconciled: bool = False
+    ) -> CreatedTicket:
+        sys_id = str(record["sys_id"])
+        return CreatedTicket(
+            "servicenow",
+            sys_id,
+            str(record.get("number") or sys_id),
+            f"{self.endpoint.base_url.rstrip('/')}/nav_to.do?uri=incident.do?sys_id={sys_id}",
+            reconciled=reconciled,
+            log=log,
+        )
+
+    def find_by_correlation_id(self, key: str) -> dict[str, Any] | None:
+        data = self.send(
+            "GET", TABLE,
+            params={"sysparm_query": f"correlation_id={key}", "sysparm_limit": 1},
+        ).json()  # fmt: skip
+        results = data.get("result") or []
+        return results[0] if results else None
+
+    def get_incident(self, sys_id: str) -> dict[str, Any]:
+        return self.request("GET", f"{TABLE}/{sys_id}").json()["result"]
+
+    def update_incident(self, sys_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"{TABLE}/{sys_id}", json=fields).json()["result"]
+
+    def add_comment(self, sys_id: str, text: str) -> dict[str, Any]:
+        """A journal entry visible to the caller (``comments``; ``work_notes`` are internal)."""
+        return self.update_incident(sys_id, {"comments": text})
+
+
+def servicenow_client(endpoint: Endpoint | None = None, **kwargs: Any) -> ServiceNowClient:
+    return ServiceNowClient(endpoint or endpoints()["servicenow"], **kwargs)

@@ -1,0 +1,1 @@
+"""Business rules of the itsm app, one module a capability."""

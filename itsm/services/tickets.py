@@ -1,0 +1,196 @@
+"""Tickets from templates (seed 003 US-3): render, validate, record, and deliver through the outbox.
+
+``create_from_template`` never calls a platform: it writes the ``Ticket`` row (with its
+idempotency key) and an outbox message in one transaction. ``deliver_ticket`` runs in the worker
+and is the only place that creates the external ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from itsm import outbox
+from itsm.clients import CallLog, client_for
+from itsm.errors import RetryableError, TemplateError, UpstreamRejected, ValidationFailed
+from itsm.models import Ticket
+from itsm.redaction import redact
+from itsm.services import sla
+from itsm.templates import TemplateInfo, get_template, render
+from itsm.validation import ensure_valid, validate
+
+TICKET_CREATE = "ticket.create"
+
+
+@dataclass
+class Preview:
+    """What the "New ticket" page shows while typing: never raises."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    variables: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.errors
+
+
+def idempotency_key_for(platform: str, template_name: str, job_id: str) -> str:
+    """The same job, platform and template always name the same ticket."""
+    raw = f"{platform}\x1f{template_name}\x1f{job_id}".encode()
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+def issue_type_of(platform: str, fields: dict[str, Any]) -> str | None:
+    return str(fields.get("issue_type") or "Task") if platform == "jira" else None
+
+
+def render_fields(
+    platform: str, template_name: str, variables: dict[str, Any]
+) -> tuple[TemplateInfo, dict[str, str]]:
+    """Rendered and validated fields; TemplateError or ValidationFailed otherwise."""
+    info = get_template(platform, template_name)
+    fields = render(info, variables)
+    ensure_valid(platform, fields, issue_type_of(platform, fields))
+    return info, fields
+
+
+def preview(platform: str, template_name: str, variables: dict[str, Any]) -> Preview:
+    """Renders with what is there so far, reporting missing variables and field errors."""
+    try:
+        info = get_template(platform, template_name)
+    except TemplateError as exc:
+        return Preview(errors=[{"field": "template_name", "code": "unknown", "message": str(exc)}])
+    result = Preview(variables=info.variables)
+    given = {k: v for k, v in variables.items() if v not in (None, "")}
+    result.missing = [name for name in info.variables if name not in given]
+    placeholder = {name: f"{{{name}}}" for name in result.missing}
+    try:
+        result.fields = render(info, {**placeholder, **given})
+    except TemplateError as exc:
+        result.errors.append({"field": "template", "code": "template_error", "message": str(exc)})
+        return result
+    if not result.missing:
+        result.errors = [
+            e.as_dict()
+            for e in validate(platform, result.fields, issue_type_of(platform, result.fields))
+        ]
+    return result
+
+
+def create_from_template(
+    *,
+    job_id: str,
+    platform: str,
+    template_name: str,
+    variables: dict[str, Any],
+    dry_run: bool = False,
+    user: Any = None,
+) -> tuple[Ticket, bool]:
+    """Returns ``(ticket, created)``. A dry run returns an unsaved ticket and sends nothing.
+
+    The same job, platform and template a second time returns the first ticket unchanged.
+    """
+    key = idempotency_key_for(platform, template_name, job_id)
+    existing = Ticket.objects.filter(idempotency_key=key).first()
+    if existing and not dry_run:
+        return existing, False
+    info, fields = render_fields(platform, template_name, variables)
+    ticket = Ticket(
+        platform=platform,
+        idempotency_key=key,
+        job_id=job_id,
+        template_name=info.name,
+        template_source=info.source,
+        variables=redact({k: str(v) for k, v in variables.items()}),
+        fields=redact(fields),
+        priority=str(fields.get("priority") or ""),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if dry_run:
+        ticket.status = Ticket.Status.DRY_RUN
+        return ticket, False
+    sla.set_deadlines(ticket, timezone.now())
+    with transaction.atomic():
+        ticket_row, created = Ticket.objects.get_or_create(
+            idempotency_key=key, defaults=_model_fields(ticket)
+        )
+        if created:
+            outbox.enqueue(
+                TICKET_CREATE, platform, {"ticket_id": ticket_row.pk},
+                idempotency_key=f"ticket:{key}", ticket=ticket_row,
+            )  # fmt: skip
+    return ticket_row, created
+
+
+def _model_fields(ticket: Ticket) -> dict[str, Any]:
+    return {
+        f.attname: getattr(ticket, f.attname)
+        for f in Ticket._meta.concrete_fields
+        if not f.primary_key and f.attname != "idempotency_key"
+    }
+
+
+def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False):
+    """The platform call for one ticket record (the rendered fields are already valid)."""
+    fields = dict(ticket.fields)
+    with client_for(ticket.platform) as client:
+        if ticket.platform == "jira":
+            extra = {k: fields[k] for k in ("priority", "labels") if fields.get(k)}
+            return client.create_ticket(
+                fields["project"], fields["summary"], fields.get("description"),
+                fields.get("issue_type") or "Task", extra,
+                idempotency_key=ticket.idempotency_key, log=log, reconcile_first=reconcile_first,
+            )  # fmt: skip
+        if ticket.platform == "servicenow":
+            return client.create_incident(
+                fields, idempotency_key=ticket.idempotency_key, log=log,
+                reconcile_first=reconcile_first,
+            )  # fmt: skip
+    raise ValueError(f"tickets are not created on {ticket.platform}")
+
+
+@outbox.handler(TICKET_CREATE)
+def deliver_ticket_message(message) -> dict[str, Any]:
+    return deliver_ticket(Ticket.objects.get(pk=message.payload["ticket_id"]))
+
+
+def deliver_ticket(ticket: Ticket) -> dict[str, Any]:
+    """Creates the external ticket exactly once and records the outcome on the row.
+
+    A ticket that already has attempts may have been created by a delivery whose answer was lost
+    (a crash, a timeout): the client then looks for it by idempotency key before creating.
+    """
+    if ticket.status == Ticket.Status.CREATED:
+        return {"key": ticket.external_key, "already": True}
+    log = CallLog()
+    reconcile_first = ticket.attempts > 0
+    try:
+        created = send_ticket(ticket, log, reconcile_first=reconcile_first)
+    except (RetryableError, UpstreamRejected, ValidationFailed) as exc:
+        _record_attempts(ticket, log, error=exc)
+        raise
+    _record_attempts(ticket, log)
+    ticket.status = Ticket.Status.CREATED
+    ticket.external_id = created.id
+    ticket.external_key = created.key
+    ticket.external_url = created.url
+    ticket.sent_at = timezone.now()
+    ticket.error = {}
+    ticket.save()
+    return {"key": created.key, "id": created.id, "reconciled": created.reconciled}
+
+
+def _record_attempts(ticket: Ticket, log: CallLog, *, error: Exception | None = None) -> None:
+    ticket.attempts += len(log.attempts)
+    ticket.retry_metadata = [*ticket.retry_metadata, *log.as_list()][-50:]
+    if error is not None:
+        ticket.error = error.as_dict() if hasattr(error, "as_dict") else {"message": str(error)}
+        if isinstance(error, UpstreamRejected | ValidationFailed):
+            ticket.status = Ticket.Status.FAILED
+        ticket.save()
