@@ -8,4 +8,7 @@ class ItsmConfig(AppConfig):
 
     def ready(self) -> None:
         # Outbox handlers register themselves on import; every process needs all of them.
+        from itsm import metrics
         from itsm.services import notifications, tickets  # noqa: F401
+
+        metrics.initialise_series()

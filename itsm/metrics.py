@@ -7,7 +7,8 @@ them to shared files, and ``/metrics`` (django-prometheus) aggregates every proc
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 TICKET_CREATION_TOTAL = Counter(
     "itsm_ticket_creation",  # exported as itsm_ticket_creation_total
@@ -42,23 +43,53 @@ OUTCOME_EXISTING = "existing"  # reconciliation found the object an earlier atte
 OUTCOME_VALIDATION_ERROR = "validation_error"
 OUTCOME_REJECTED = "rejected"  # a 4xx from the platform
 OUTCOME_FAILED = "failed"  # retries exhausted (429/5xx/timeouts)
+OUTCOMES = (
+    OUTCOME_CREATED,
+    OUTCOME_EXISTING,
+    OUTCOME_VALIDATION_ERROR,
+    OUTCOME_REJECTED,
+    OUTCOME_FAILED,
+)
 
-# SLA tracking (seed 003 phase 3). The gauges are set by the leader's periodic SLA check; in
-# multiprocess mode the most recent value wins.
+# SLA tracking (seed 003 phase 3). The breach counter is incremented by the periodic check; the two
+# gauges are read from the database at scrape time (SlaCollector), so every machine reports the
+# same current numbers and none keeps exporting a stale value.
 SLA_BREACHES_TOTAL = Counter(
     "itsm_sla_breaches",  # exported as itsm_sla_breaches_total
     "Tickets found past their SLA deadline by the periodic check.",
     ["platform"],
 )
-SLA_BREACHED = Gauge(
-    "itsm_tickets_sla_breached",
-    "Open tickets currently past their SLA deadline.",
-    ["platform"],
-    multiprocess_mode="mostrecent",
-)
-SLA_OPEN = Gauge(
-    "itsm_tickets_sla_open",
-    "Open tickets whose SLA is tracked.",
-    ["platform"],
-    multiprocess_mode="mostrecent",
-)
+
+
+class SlaCollector:
+    """``itsm_tickets_sla_open`` and ``itsm_tickets_sla_breached`` by platform, from the tickets."""
+
+    def collect(self):
+        from itsm.services.sla import open_and_breached_by_platform
+
+        opened = GaugeMetricFamily(
+            "itsm_tickets_sla_open", "Open tickets whose SLA is tracked.", labels=["platform"]
+        )
+        breached = GaugeMetricFamily(
+            "itsm_tickets_sla_breached",
+            "Open tickets currently past their SLA deadline.",
+            labels=["platform"],
+        )
+        for platform, (open_count, breached_count) in open_and_breached_by_platform().items():
+            opened.add_metric([platform], open_count)
+            breached.add_metric([platform], breached_count)
+        yield opened
+        yield breached
+
+
+def initialise_series() -> None:
+    """Creates every label combination at zero, so the first event after a deploy is visible
+    to ``rate()``/``increase()`` (a series that appears at 1 has no increase)."""
+    for platform in ("jira", "servicenow", "linear"):
+        for outcome in OUTCOMES:
+            TICKET_CREATION_TOTAL.labels(platform=platform, outcome=outcome)
+            TICKET_CREATION_DURATION.labels(platform=platform, outcome=outcome)
+    for platform in ("jira", "servicenow", "slack", "linear", "github"):
+        TICKET_RETRY_ATTEMPTS.labels(platform=platform)
+    for platform in ("jira", "servicenow"):
+        SLA_BREACHES_TOTAL.labels(platform=platform)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db import connections
-from django.http import JsonResponse
+from django.db import DatabaseError, connections
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
@@ -76,3 +77,28 @@ def server_error(request):
     from django.views.defaults import server_error as html_server_error
 
     return html_server_error(request)
+
+
+@never_cache
+def metrics(request) -> HttpResponse:
+    """``/metrics``: every process's metrics (multiprocess files when configured), plus the
+    collectors that read current state at scrape time (the itsm SLA gauges)."""
+    import prometheus_client
+    from prometheus_client import multiprocess
+
+    from itsm.metrics import SlaCollector
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = prometheus_client.REGISTRY
+    state = prometheus_client.CollectorRegistry()
+    state.register(SlaCollector())
+    try:
+        extra = prometheus_client.generate_latest(state)
+    except DatabaseError:
+        logger.exception("metrics: the SLA gauges could not be read")
+        extra = b""
+    body = prometheus_client.generate_latest(registry) + extra
+    return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)

@@ -136,21 +136,16 @@ def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str
                         "platform": ticket.platform,
                     },
                 )
-    publish_gauges()
     return {"refreshed": refreshed, "newly_breached": newly_breached}
 
 
-def publish_gauges() -> None:
-    rows = (
-        _open_tickets()
-        .values("platform")
-        .annotate(open=Count("id"), breached=Count("id", filter=Q(sla_breached=True)))
+def open_and_breached_by_platform() -> dict[str, tuple[int, int]]:
+    """(open, breached) counts of tracked tickets by platform; read by ``/metrics``."""
+    rows = _open_tickets().values("platform").annotate(
+        open=Count("id"), breached=Count("id", filter=Q(sla_breached=True))
     )
-    seen = {row["platform"]: row for row in rows}
-    for platform in TICKET_PLATFORMS:
-        row = seen.get(platform, {"open": 0, "breached": 0})
-        metrics.SLA_OPEN.labels(platform=platform).set(row["open"])
-        metrics.SLA_BREACHED.labels(platform=platform).set(row["breached"])
+    seen = {row["platform"]: (row["open"], row["breached"]) for row in rows}
+    return {platform: seen.get(platform, (0, 0)) for platform in TICKET_PLATFORMS}
 
 
 def compliance(queryset=None) -> dict[str, Any]:
