@@ -206,6 +206,8 @@ class HttpClient:
         """
         if json is not None:
             json = redact(json)
+        if not path and client is None:  # the endpoint itself: httpx would append "/" to it
+            path = self.endpoint.base_url
         try:
             response = (client or self.http).request(
                 method, path, json=json, params=params, files=files, headers=headers,

@@ -383,7 +383,7 @@ class JiraClient(HttpClient):
             values = page.get("fields") or page.get("values") or []
             fields += values
             start += len(values)
-            if not values or page.get("isLast", True) or start >= page.get("total", start):
+            if not values or page.get("isLast", False) or start >= page.get("total", start):
                 return fields
 
     def priorities(self) -> list[dict[str, Any]]:

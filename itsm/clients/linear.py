@@ -9,6 +9,7 @@ GraphQL reports errors in ``errors[]`` even on HTTP 200; they are always inspect
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ CREATE = f"""mutation PortalIssueCreate($input: IssueCreateInput!) {{
   issueCreate(input: $input) {{ success issue {{ {ISSUE_FIELDS} }} }}
 }}"""
 ISSUE = f"query PortalIssue($id: String!) {{ issue(id: $id) {{ {ISSUE_FIELDS} }} }}"
+_NOT_FOUND = re.compile(r"(?i)not found|could not find|does not exist")
 TEAMS = "query PortalTeams { teams(first: 100) { nodes { id key name } } }"
 LABELS = "query PortalLabels { issueLabels(first: 250) { nodes { id name } } }"
 
@@ -42,8 +44,13 @@ class LinearClient(HttpClient):
         # A personal API key goes bare; only OAuth tokens take "Bearer".
         return {"Authorization": self.endpoint.secret} if self.endpoint.secret else {}
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One GraphQL exchange (one attempt); ``errors[]`` become typed errors."""
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        """One GraphQL exchange (one attempt); ``errors[]`` become typed errors.
+
+        ``missing_ok``: errors that only say an entity was not found give empty data instead.
+        """
         response = self.send(
             "POST", "", json={"query": query, "variables": variables or {}}, expect=(200, 400)
         )
@@ -55,6 +62,8 @@ class LinearClient(HttpClient):
                 str((e.get("extensions") or {}).get("userPresentableMessage") or e.get("message"))
                 for e in errors
             )
+            if missing_ok and all(_NOT_FOUND.search(str(e.get("message", ""))) for e in errors):
+                return body.get("data") or {}
             if "ratelimited" in kinds:
                 raise _Transient(
                     f"Linear rate limited: {message}", status_code=429, retry_after=None,
@@ -90,7 +99,8 @@ class LinearClient(HttpClient):
         ]
 
     def get_issue(self, issue_id: str) -> dict[str, Any] | None:
-        return self.graphql(ISSUE, {"id": issue_id}).get("issue")
+        """The issue, or None when Linear has no issue with that id."""
+        return (self.graphql(ISSUE, {"id": issue_id}, missing_ok=True) or {}).get("issue")
 
     def create_issue(
         self,

@@ -141,8 +141,10 @@ def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str
 
 def open_and_breached_by_platform() -> dict[str, tuple[int, int]]:
     """(open, breached) counts of tracked tickets by platform; read by ``/metrics``."""
-    rows = _open_tickets().values("platform").annotate(
-        open=Count("id"), breached=Count("id", filter=Q(sla_breached=True))
+    rows = (
+        _open_tickets()
+        .values("platform")
+        .annotate(open=Count("id"), breached=Count("id", filter=Q(sla_breached=True)))
     )
     seen = {row["platform"]: (row["open"], row["breached"]) for row in rows}
     return {platform: seen.get(platform, (0, 0)) for platform in TICKET_PLATFORMS}

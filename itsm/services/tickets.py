@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from itsm import outbox
 from itsm.clients import CallLog, client_for
-from itsm.errors import RetryableError, TemplateError, UpstreamRejected, ValidationFailed
+from itsm.config import endpoints
+from itsm.errors import (
+    NotConfigured,
+    RetryableError,
+    TemplateError,
+    UpstreamRejected,
+    ValidationFailed,
+)
 from itsm.models import Ticket
 from itsm.redaction import redact
 from itsm.services import sla
@@ -95,11 +102,17 @@ def create_from_template(
     """Returns ``(ticket, created)``. A dry run returns an unsaved ticket and sends nothing.
 
     The same job, platform and template a second time returns the first ticket unchanged.
+    NotConfigured when the platform has no base URL (nothing is recorded then).
     """
     key = idempotency_key_for(platform, template_name, job_id)
     existing = Ticket.objects.filter(idempotency_key=key).first()
     if existing and not dry_run:
         return existing, False
+    if not dry_run and not endpoints()[platform].configured:
+        # Nothing is recorded for a platform the worker could never reach.
+        raise NotConfigured(
+            f"{platform} is not configured: set its base URL and credentials", platform=platform
+        )
     info, fields = render_fields(platform, template_name, variables)
     ticket = Ticket(
         platform=platform,

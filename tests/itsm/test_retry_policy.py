@@ -50,7 +50,9 @@ def client(script: Script, config: ItsmConfig | None = None, cls=HttpClient, sle
 
 
 def retries_counted(platform: str = "jira") -> float:
-    return REGISTRY.get_sample_value("itsm_ticket_retry_attempts_total", {"platform": platform}) or 0
+    return (
+        REGISTRY.get_sample_value("itsm_ticket_retry_attempts_total", {"platform": platform}) or 0
+    )
 
 
 def test_a_503_is_retried_with_exponential_backoff_until_it_succeeds():
@@ -88,7 +90,9 @@ def test_jira_beta_retry_after_is_read_when_retry_after_is_absent():
 
 def test_the_delay_is_capped_by_max_retry_delay_seconds():
     config = make_config(retry_delay_seconds=20, max_retry_delay_seconds=30, max_retries=3)
-    script = Script(httpx.Response(500), httpx.Response(502), httpx.Response(504), httpx.Response(200))
+    script = Script(
+        httpx.Response(500), httpx.Response(502), httpx.Response(504), httpx.Response(200)
+    )
     sleeps: list[float] = []
     client(script, config, sleeps=sleeps).request("GET", "/x")
     assert sleeps == [20.0, 30.0, 30.0]

@@ -1,0 +1,242 @@
+""" "New ticket from template" in a real browser: the live preview, inline errors, dry run, create.
+
+Debian chromium driven by Playwright against Django's live server, as in
+``tests/portal/test_browser.py`` (whose notes on Playwright's event loop apply here: Playwright and
+the browser live for this module only). Nothing leaves the process: the outbox's delivery task is
+replaced by a list, so "Create ticket" records the ticket and its message and stops there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from types import SimpleNamespace
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from itsm import tasks
+from itsm.models import OutboxMessage, Ticket
+from tests.conftest import CHROMIUM
+from tests.factories import UserFactory
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),  # committed data, for the live server's thread
+    pytest.mark.filterwarnings("ignore:Session-scoped fixtures defined as instance methods"),
+]
+
+PASSWORD = "correct horse battery staple"  # the factory's password
+NEW_TICKET = "/itsm/tickets/new/"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def allow_orm_beside_playwrights_event_loop():
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def playwright(_pw_api_request_contexts):
+    with sync_playwright() as started:
+        if _pw_api_request_contexts:
+            _pw_api_request_contexts.instrument(started)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type, browser_type_launch_args):
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context_args(live_server):
+    return {"base_url": live_server.url, "viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def configured_platforms(settings):
+    settings.ITSM_ENDPOINTS = {
+        **settings.ITSM_ENDPOINTS,
+        "SERVICENOW_BASE_URL": "https://servicenow.invalid",
+        "JIRA_BASE_URL": "https://jira.invalid",
+        "JIRA_PROJECT_KEY": "OPS",
+    }
+
+
+@pytest.fixture
+def queued_deliveries(monkeypatch) -> list[int]:
+    """The outbox messages whose delivery would have been queued for the worker."""
+    queued: list[int] = []
+    monkeypatch.setattr(tasks, "deliver_outbox_message", SimpleNamespace(delay=queued.append))
+    return queued
+
+
+def is_expected(message) -> bool:
+    """Console errors that are the site working as designed, not the page failing: Chromium
+    reports a document answered with an error status (the form re-rendered with 422, on purpose),
+    and the portal has no favicon yet (the login page asks for one)."""
+    url = message.location.get("url", "")
+    if url.endswith("/favicon.ico"):
+        return True
+    return url.endswith(NEW_TICKET) and message.text.startswith(
+        "Failed to load resource: the server responded with a status of 422"
+    )
+
+
+@pytest.fixture
+def console_errors(page) -> list[str]:
+    errors: list[str] = []
+
+    def collect(message) -> None:
+        if message.type == "error" and not is_expected(message):
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    page.on("console", collect)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+@pytest.fixture
+def operator_page(page, live_server, console_errors):
+    """Logged in and on the new-ticket page (straight there: the dashboard's WebSocket has no
+    server under the live server, and its reconnect errors are not this page's)."""
+    UserFactory(username="ticket-operator", roles=["operators"])
+    page.goto(f"/accounts/login/?next={NEW_TICKET}")
+    page.get_by_label("Username").fill("ticket-operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}{NEW_TICKET}")
+    return page
+
+
+def preview_value(page, field: str):
+    return page.locator(f'#preview-fields [data-field="{field}"] .value')
+
+
+def preview_error(page, field: str):
+    return page.locator(f'#preview-fields [data-field="{field}"] .field-error')
+
+
+def fill_rca_incident(page, job_name: str = "build-42") -> None:
+    page.get_by_label("Job id", exact=True).fill("build-42")
+    page.get_by_label("job_name", exact=True).fill(job_name)
+    page.get_by_label("job_id", exact=True).fill("build-42")
+    page.get_by_label("severity", exact=True).fill("high")
+    page.get_by_label("details", exact=True).fill("Failed twice.\nSee the log.")
+    page.get_by_label("priority", exact=True).fill("2")
+
+
+def test_choosing_a_platform_filters_the_templates_and_rebuilds_the_variables(
+    operator_page, console_errors
+):
+    page = operator_page
+    template = page.get_by_label("Template", exact=True)
+
+    page.get_by_label("Platform").select_option(label="Jira")
+
+    expect(template.locator("option")).to_have_text(["rca_issue (file)"])
+    expect(page.get_by_label("job_name", exact=True)).to_be_visible()
+    expect(page.locator("#template-defaults")).to_have_text(
+        "Filled in from the settings: project = OPS."
+    )
+    expect(preview_value(page, "project")).to_have_text("OPS")
+    expect(page).to_have_url(re.compile(r"\?platform=jira&template=rca_issue$"))
+    expect(page.get_by_role("button", name="Show variables")).to_be_hidden()
+
+    page.get_by_label("Platform").select_option(label="ServiceNow")
+
+    expect(template.locator("option")).to_have_text(["rca_incident (file)"])
+    expect(preview_value(page, "short_description")).to_have_text("RCA Required: {job_name}")
+    assert console_errors == []
+
+
+def test_preview_follows_typing_and_errors_appear_beside_the_inputs(operator_page, console_errors):
+    page = operator_page
+    status = page.get_by_role("status")
+    job_name_error = page.locator("#var-job_name-error")
+
+    fill_rca_incident(page)
+
+    expect(preview_value(page, "short_description")).to_have_text("RCA Required: build-42")
+    expect(preview_value(page, "description")).to_have_text(
+        "Job ID: build-42\nSeverity: high\n\nFailed twice.\nSee the log."
+    )
+    expect(status).to_have_text("Ready: these fields pass ServiceNow's checks.")
+
+    page.get_by_label("job_name", exact=True).fill("")
+
+    expect(job_name_error).to_have_text("job_name is required by this template")
+    expect(page.get_by_label("job_name", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(status).to_have_text("1 problem to fix before creating.")
+
+    page.get_by_label("job_name", exact=True).fill("x" * 150)
+
+    message = "short_description is 164 characters; the limit is 160"
+    expect(job_name_error).to_have_text(message)
+    expect(preview_error(page, "short_description")).to_have_text(message)
+
+    page.get_by_label("job_name", exact=True).fill("build-42")
+
+    expect(job_name_error).to_be_hidden()
+    expect(status).to_have_text("Ready: these fields pass ServiceNow's checks.")
+    assert console_errors == []
+
+
+def test_dry_run_shows_the_result_and_create_lands_on_the_pending_ticket(
+    operator_page, console_errors, queued_deliveries, live_server, tmp_path
+):
+    page = operator_page
+    fill_rca_incident(page, job_name="x" * 150)
+
+    page.get_by_role("button", name="Dry run").click()
+
+    # Refused by the server: the same inline errors as the live preview.
+    expect(page.locator("#var-job_name-error")).to_have_text(
+        "short_description is 164 characters; the limit is 160"
+    )
+    page.get_by_label("job_name", exact=True).fill("build-42")
+    page.get_by_role("button", name="Dry run").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Dry run passed")
+    expect(preview_value(page, "short_description")).to_have_text("RCA Required: build-42")
+    assert not Ticket.objects.exists()
+    page.screenshot(path=str(tmp_path / "new-ticket.png"), full_page=True)
+
+    page.get_by_role("button", name="Create ticket").click()
+
+    ticket = Ticket.objects.get()
+    expect(page).to_have_url(f"{live_server.url}/itsm/tickets/{ticket.pk}/")
+    expect(page.locator("#ticket-status")).to_have_text("Pending")
+    expect(page.get_by_text(f"Ticket #{ticket.pk} recorded")).to_be_visible()
+    assert ticket.fields["description"].endswith("Failed twice.\nSee the log.")
+    assert queued_deliveries == [OutboxMessage.objects.get(ticket=ticket).pk]
+    assert console_errors == []

@@ -1,0 +1,347 @@
+"""``/api/v1/tickets``: templates, create from template (seed 003), preview, ticket records.
+
+Requests go through DRF's APIClient as an operator; delivery runs through ``outbox.sweep`` (or
+Celery eagerly, for ``wait``) against the fake ServiceNow and Jira.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from itsm import outbox
+from itsm.config import get_config
+from itsm.models import OutboxMessage, Ticket
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATES_URL = "/api/v1/tickets/templates"
+FROM_TEMPLATE_URL = "/api/v1/tickets/from-template"
+PREVIEW_URL = "/api/v1/tickets/preview"
+TICKETS_URL = "/api/v1/tickets/"
+RCA_VARIABLES = {
+    "job_name": "nightly-build",
+    "job_id": "7",
+    "severity": "high",
+    "details": "Step 3 failed.",
+    "priority": "2",
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_itsm_config(settings, tmp_path):
+    """The file config with 10 ms retry delays and a 1 s reconciliation window."""
+    raw = json.loads(Path(settings.ITSM_CONFIG_PATH).read_text(encoding="utf-8"))
+    raw["retry_policy"].update(retry_delay_seconds=0.01, max_retry_delay_seconds=2)
+    raw["reconcile"] = {"window_seconds": 1.0, "poll_interval_seconds": 0.05}
+    path = tmp_path / "itsm_config.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    settings.ITSM_CONFIG_PATH = str(path)
+    get_config.cache_clear()
+    yield
+    get_config.cache_clear()
+
+
+@pytest.fixture
+def eager_celery(settings):
+    """Tasks run in the calling process when they are sent (on commit, for the outbox)."""
+    from portal.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def from_template(client, platform: str = "servicenow", **overrides):
+    body = {
+        "job_id": "7",
+        "platform": platform,
+        "template_name": "rca_incident" if platform == "servicenow" else "rca_issue",
+        "variables": RCA_VARIABLES,
+        **overrides,
+    }
+    return client.post(FROM_TEMPLATE_URL, body, format="json")
+
+
+def assert_envelope(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] == code
+    return error
+
+
+def incidents_in(fakes) -> list[dict]:
+    return fakes.state("servicenow")["incidents"]
+
+
+# --- templates --------------------------------------------------------------------------------
+
+
+def test_templates_lists_the_seed_templates_with_their_variables(operator_client, itsm_endpoints):
+    response = operator_client.get(TEMPLATES_URL)
+
+    assert response.status_code == 200
+    templates = {(t["platform"], t["name"]): t for t in response.json()}
+    incident = templates[("servicenow", "rca_incident")]
+    issue = templates[("jira", "rca_issue")]
+    expected = ["details", "job_id", "job_name", "priority", "severity"]
+    assert incident["variables"] == expected
+    assert issue["variables"] == expected  # project comes from JIRA_PROJECT_KEY
+    assert incident["fields"]["short_description"] == "RCA Required: {job_name}"
+    assert issue["fields"]["summary"] == "RCA Required: {job_name}"
+
+
+def test_templates_filtered_by_platform_lists_only_that_platform(operator_client, itsm_endpoints):
+    response = operator_client.get(TEMPLATES_URL, {"platform": "jira"})
+
+    assert response.status_code == 200
+    assert {t["platform"] for t in response.json()} == {"jira"}
+    assert "rca_issue" in {t["name"] for t in response.json()}
+
+
+def test_templates_with_an_unknown_platform_answer_400_in_the_envelope(operator_client):
+    response = operator_client.get(TEMPLATES_URL, {"platform": "fax"})
+
+    error = assert_envelope(response, 400, "invalid")
+    assert "platform" in error["fields"]
+
+
+# --- create from template ---------------------------------------------------------------------
+
+
+def test_from_template_records_a_pending_ticket_and_one_outbox_message(
+    operator_client, itsm_endpoints, fakes
+):
+    response = from_template(operator_client)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["created"] is True
+    assert body["ticket"]["status"] == "pending"
+    assert body["template"]["name"] == "rca_incident"
+    assert OutboxMessage.objects.filter(ticket_id=body["ticket"]["id"]).count() == 1
+    assert incidents_in(fakes) == []
+
+
+def test_swept_ticket_shows_its_incident_number_in_the_api(operator_client, itsm_endpoints, fakes):
+    ticket_id = from_template(operator_client).json()["ticket"]["id"]
+
+    outbox.sweep()
+    response = operator_client.get(f"{TICKETS_URL}{ticket_id}/")
+
+    assert response.status_code == 200
+    ticket = response.json()
+    [incident] = incidents_in(fakes)
+    assert ticket["status"] == "created"
+    assert ticket["external_key"] == incident["number"]
+    assert ticket["external_key"].startswith("INC")
+    assert incident["short_description"] == "RCA Required: nightly-build"
+
+
+def test_the_same_job_and_template_again_returns_the_first_ticket(
+    operator_client, itsm_endpoints, fakes
+):
+    first = from_template(operator_client).json()["ticket"]["id"]
+    outbox.sweep()
+
+    again = from_template(operator_client)
+    outbox.sweep()
+
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    assert again.json()["ticket"]["id"] == first
+    assert Ticket.objects.count() == 1
+    assert len(incidents_in(fakes)) == 1
+
+
+def test_dry_run_renders_the_fields_and_stores_and_sends_nothing(
+    operator_client, itsm_endpoints, fakes
+):
+    response = from_template(operator_client, dry_run=True)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dry_run"] is True
+    assert body["ticket"]["fields"]["short_description"] == "RCA Required: nightly-build"
+    assert body["ticket"]["status"] == "dry_run"
+    assert not Ticket.objects.exists()
+    assert not OutboxMessage.objects.exists()
+    assert sum(fakes.state("servicenow")["requests"].values()) == 0
+
+
+def test_missing_variables_answer_422_template_error_naming_them(operator_client, itsm_endpoints):
+    variables = {"job_name": "nightly-build", "job_id": "7", "priority": "2"}
+
+    response = from_template(operator_client, variables=variables)
+
+    error = assert_envelope(response, 422, "template_error")
+    assert error["detail"]["missing"] == ["details", "severity"]
+    assert "details" in error["fields"]["variables"]
+    assert not Ticket.objects.exists()
+
+
+def test_too_long_short_description_answers_422_validation_failed(operator_client, itsm_endpoints):
+    variables = {**RCA_VARIABLES, "job_name": "x" * 150}
+
+    response = from_template(operator_client, variables=variables)
+
+    error = assert_envelope(response, 422, "validation_failed")
+    assert "short_description" in error["fields"]
+    assert not Ticket.objects.exists()
+
+
+def test_unknown_template_answers_422(operator_client, itsm_endpoints):
+    response = from_template(operator_client, template_name="no_such_template")
+
+    assert_envelope(response, 422, "template_error")
+
+
+def test_unconfigured_platform_answers_503_not_configured(
+    operator_client, itsm_endpoints, settings
+):
+    settings.ITSM_ENDPOINTS = {**itsm_endpoints, "SERVICENOW_BASE_URL": ""}
+
+    response = from_template(operator_client)
+
+    assert_envelope(response, 503, "not_configured")
+    assert not Ticket.objects.exists()
+
+
+def test_anonymous_caller_gets_401(api_client):
+    response = from_template(api_client)
+
+    assert_envelope(response, 401, "not_authenticated")
+
+
+def test_user_without_the_operators_role_gets_403(api_client):
+    api_client.force_authenticate(UserFactory(roles=["qa"]))
+
+    response = from_template(api_client)
+
+    assert_envelope(response, 403, "permission_denied")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_answers_201_with_the_created_ticket(
+    operator_client, itsm_endpoints, fakes, eager_celery
+):
+    response = from_template(operator_client, wait=True)
+
+    assert response.status_code == 201, response.content
+    [incident] = incidents_in(fakes)
+    assert response.json()["ticket"]["status"] == "created"
+    assert response.json()["ticket"]["external_key"] == incident["number"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_against_a_rejecting_platform_answers_502(
+    operator_client, itsm_endpoints, fakes, eager_celery, settings
+):
+    settings.ITSM_ENDPOINTS = {**itsm_endpoints, "JIRA_PROJECT_KEY": "NOPE"}
+
+    response = from_template(operator_client, platform="jira", wait=True)
+
+    error = assert_envelope(response, 502, "upstream_rejected")
+    assert "project" in error["fields"]
+    assert Ticket.objects.get().status == Ticket.Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_while_the_platform_is_down_answers_503_and_keeps_the_ticket(
+    operator_client, itsm_endpoints, fakes, eager_celery, settings
+):
+    settings.ITSM_API_WAIT_SECONDS = 0.3
+    fakes.faults(platform="servicenow", status=503, count=1000)
+
+    response = from_template(operator_client, wait=True)
+
+    assert_envelope(response, 503, "upstream_unavailable")
+    assert response["Retry-After"]
+    assert Ticket.objects.get().status == Ticket.Status.PENDING
+    assert OutboxMessage.objects.get().status == OutboxMessage.Status.PENDING
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+
+def test_preview_shows_missing_variables_as_placeholders(operator_client, itsm_endpoints):
+    response = operator_client.post(
+        PREVIEW_URL,
+        {"platform": "servicenow", "template_name": "rca_incident", "variables": {"job_id": "7"}},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is False
+    assert body["missing"] == ["details", "job_name", "priority", "severity"]
+    assert body["fields"]["short_description"] == "RCA Required: {job_name}"
+
+
+# --- ticket records ---------------------------------------------------------------------------
+
+
+def make_ticket(number: int, platform: str = "jira", status: str = "pending", user=None) -> Ticket:
+    return Ticket.objects.create(
+        platform=platform,
+        status=status,
+        idempotency_key=f"key-{number}",
+        job_id=str(number),
+        created_by=user,
+    )
+
+
+def test_ticket_list_filters_by_platform(operator_client):
+    make_ticket(1, "jira")
+    make_ticket(2, "servicenow")
+
+    response = operator_client.get(TICKETS_URL, {"platform": "servicenow"})
+
+    assert response.status_code == 200
+    assert [t["platform"] for t in response.json()["results"]] == ["servicenow"]
+
+
+def test_ticket_list_filters_by_status(operator_client):
+    make_ticket(1, status="created")
+    make_ticket(2, status="failed")
+
+    response = operator_client.get(TICKETS_URL, {"status": "failed"})
+
+    assert [t["job_id"] for t in response.json()["results"]] == ["2"]
+
+
+def test_ticket_list_queries_do_not_grow_with_the_number_of_tickets(
+    operator_client, operator, django_assert_max_num_queries
+):
+    for number in range(20):
+        make_ticket(number, user=operator)
+
+    # permission (groups), the count, the page with its creators
+    with django_assert_max_num_queries(3):
+        response = operator_client.get(TICKETS_URL)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 20
+    assert response.json()["results"][0]["created_by"] == operator.username
+
+
+def test_unknown_ticket_answers_404_in_the_envelope(operator_client):
+    response = operator_client.get(f"{TICKETS_URL}999999/")
+
+    assert_envelope(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tickets", "/api/v1/tickets/{id}"])
+def test_ticket_routes_answer_without_a_trailing_slash_as_the_seed_writes_them(
+    operator_client, path
+):
+    ticket = make_ticket(1)
+
+    response = operator_client.get(path.format(id=ticket.pk))
+
+    assert response.status_code == 200
