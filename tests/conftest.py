@@ -13,8 +13,12 @@ import shutil
 import pytest
 from django.conf import settings
 
+pytest.register_assert_rewrite("tests.browser")
+pytest_plugins = ["tests.browser"]
+
+from tests.browser import CHROMIUM  # noqa: E402
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 def _missing(marker: str) -> str | None:

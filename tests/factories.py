@@ -44,3 +44,13 @@ class HeartbeatFactory(factory.django.DjangoModelFactory):
         model = Heartbeat
 
     worker = "celery@test"
+
+
+# The variables of the seed templates rca_incident / rca_issue (config/itsm_config.json).
+RCA_VARIABLES = {
+    "job_name": "nightly-build",
+    "job_id": "7",
+    "severity": "high",
+    "details": "Step 3 failed.",
+    "priority": "2",
+}

@@ -33,8 +33,9 @@ from tenacity import (
 
 from itsm import metrics
 from itsm.config import Endpoint, ItsmConfig, get_config
-from itsm.errors import NotConfigured, RetryableError, UpstreamRejected
+from itsm.errors import NotConfigured, RetryableError, UpstreamRejected, ValidationFailed
 from itsm.redaction import redact, redact_text
+from itsm.validation import ensure_valid
 
 logger = logging.getLogger("itsm.clients")
 
@@ -337,6 +338,50 @@ class HttpClient:
                 retry_after=exc.retry_after,
                 sent=state["ambiguous_at"] is not None,
             ) from exc
+
+    def create_once(
+        self,
+        fields: dict[str, Any],
+        create: Callable[[CallLog], T],
+        find_existing: Callable[[float, CallLog], T | None] | None,
+        *,
+        issue_type: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> T:
+        """One create, the way every client does it: validate ``fields`` (nothing is sent when
+        they are invalid), then ``create`` under the retry policy with ``find_existing`` as the
+        reconciliation, all counted in the seed's creation metrics by outcome.
+
+        ``create`` and ``find_existing`` return an object with a ``reconciled`` flag.
+        """
+        log = log if log is not None else CallLog()
+        started = time.perf_counter()
+        outcome = metrics.OUTCOME_FAILED
+        try:
+            ensure_valid(self.platform, fields, issue_type)
+            reconcile = None
+            if find_existing is not None:
+
+                def reconcile(deadline: float) -> T | None:
+                    return find_existing(deadline, log)
+
+            created = self.call(
+                lambda: create(log), log=log, reconcile=reconcile, reconcile_first=reconcile_first
+            )
+            reconciled = getattr(created, "reconciled", False)
+            outcome = metrics.OUTCOME_EXISTING if reconciled else metrics.OUTCOME_CREATED
+            return created
+        except ValidationFailed:
+            outcome = metrics.OUTCOME_VALIDATION_ERROR
+            raise
+        except UpstreamRejected:
+            outcome = metrics.OUTCOME_REJECTED
+            raise
+        finally:
+            labels = {"platform": self.platform, "outcome": outcome}
+            metrics.TICKET_CREATION_TOTAL.labels(**labels).inc()
+            metrics.TICKET_CREATION_DURATION.labels(**labels).observe(time.perf_counter() - started)
 
     def request(self, method: str, path: str, *, log: CallLog | None = None, **kwargs: Any):
         """``send`` under the retry policy, for reads and naturally idempotent writes."""

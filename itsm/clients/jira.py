@@ -8,18 +8,15 @@ consistent, before creating again. Descriptions and comments go out as ADF.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from itsm import metrics
 from itsm.clients.base import CallLog, HttpClient, poll_until
 from itsm.config import Endpoint, endpoints
-from itsm.errors import ItsmError, UpstreamRejected, ValidationFailed
-from itsm.validation import ensure_valid
+from itsm.errors import ItsmError
 
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
 BULK_LIMIT = 50
@@ -214,52 +211,32 @@ class JiraClient(HttpClient):
         reconcile_first: bool = False,
     ) -> CreatedTicket:
         """Creates one issue (seed 002's signature, optional ``fields``); exactly once per key."""
-        log = log if log is not None else CallLog()
-        started = time.perf_counter()
-        outcome = metrics.OUTCOME_FAILED
-        try:
-            logical = {
-                "project": project,
-                "summary": summary,
-                "issue_type": issue_type,
-                **{k: v for k, v in (fields or {}).items() if k in ("priority", "labels")},
-            }
-            if isinstance(description, str):
-                logical["description"] = description
-            ensure_valid("jira", logical, issue_type)
+        logical = {
+            "project": project,
+            "summary": summary,
+            "issue_type": issue_type,
+            **{k: v for k, v in (fields or {}).items() if k in ("priority", "labels")},
+        }
+        if isinstance(description, str):
+            logical["description"] = description
+
+        def create(log: CallLog) -> CreatedTicket:
             body = {
                 "fields": self.issue_fields(
                     project, summary, description, issue_type, fields, idempotency_key
                 )
             }
+            data = self.send("POST", "/rest/api/3/issue", json=body, expect=(201,)).json()
+            return self._created(data, log)
 
-            def create() -> CreatedTicket:
-                data = self.send("POST", "/rest/api/3/issue", json=body, expect=(201,)).json()
-                return self._created(data, log)
+        def find_existing(deadline: float, log: CallLog) -> CreatedTicket | None:
+            found = self.find_by_idempotency_key(idempotency_key, deadline=deadline)
+            return self._created(found, log, reconciled=True) if found else None
 
-            reconcile = None
-            if idempotency_key:
-
-                def reconcile(deadline: float) -> CreatedTicket | None:
-                    found = self.find_by_idempotency_key(idempotency_key, deadline=deadline)
-                    return self._created(found, log, reconciled=True) if found else None
-
-            created = self.call(
-                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
-            )
-            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
-            return created
-        except ValidationFailed:
-            outcome = metrics.OUTCOME_VALIDATION_ERROR
-            raise
-        except UpstreamRejected:
-            outcome = metrics.OUTCOME_REJECTED
-            raise
-        finally:
-            metrics.TICKET_CREATION_TOTAL.labels(platform="jira", outcome=outcome).inc()
-            metrics.TICKET_CREATION_DURATION.labels(platform="jira", outcome=outcome).observe(
-                time.perf_counter() - started
-            )
+        return self.create_once(
+            logical, create, find_existing if idempotency_key else None,
+            issue_type=issue_type, log=log, reconcile_first=reconcile_first,
+        )  # fmt: skip
 
     def _created(
         self, data: dict[str, Any], log: CallLog, *, reconciled: bool = False

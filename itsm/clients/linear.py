@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 import uuid
 from typing import Any
 
-from itsm import metrics
 from itsm.clients.base import CallLog, HttpClient, _Transient
 from itsm.clients.jira import CreatedTicket
 from itsm.config import Endpoint, endpoints
-from itsm.errors import UpstreamRejected, ValidationFailed
-from itsm.validation import ensure_valid
+from itsm.errors import UpstreamRejected
 
 ISSUE_FIELDS = "id identifier title url priority team { id key } labels { nodes { id name } }"
 CREATE = f"""mutation PortalIssueCreate($input: IssueCreateInput!) {{
@@ -114,61 +111,37 @@ class LinearClient(HttpClient):
         log: CallLog | None = None,
         reconcile_first: bool = False,
     ) -> CreatedTicket:
-        log = log if log is not None else CallLog()
-        started = time.perf_counter()
-        outcome = metrics.OUTCOME_FAILED
-        try:
-            logical: dict[str, Any] = {"team_id": team_id, "title": title}
-            if description:
-                logical["description"] = description
-            if priority is not None:
-                logical["priority"] = priority
-            ensure_valid("linear", logical)
-            payload: dict[str, Any] = {"teamId": team_id, "title": title}
-            if description:
-                payload["description"] = description
-            if priority is not None:
-                payload["priority"] = priority
-            if label_ids:
-                payload["labelIds"] = label_ids
-            issue_id = issue_id_for(idempotency_key) if idempotency_key else None
-            if issue_id:
-                payload["id"] = issue_id
+        logical: dict[str, Any] = {"team_id": team_id, "title": title}
+        payload: dict[str, Any] = {"teamId": team_id, "title": title}
+        if description:
+            logical["description"] = payload["description"] = description
+        if priority is not None:
+            logical["priority"] = payload["priority"] = priority
+        if label_ids:
+            payload["labelIds"] = label_ids
+        issue_id = issue_id_for(idempotency_key) if idempotency_key else None
+        if issue_id:
+            payload["id"] = issue_id
 
-            def create() -> CreatedTicket:
-                try:
-                    data = self.graphql(CREATE, {"input": payload})
-                except UpstreamRejected:
-                    # "already exists": an earlier attempt of this key got through.
-                    existing = self.get_issue(issue_id) if issue_id else None
-                    if existing:
-                        return self._created(existing, log, reconciled=True)
-                    raise
-                return self._created(data["issueCreate"]["issue"], log)
+        def create(log: CallLog) -> CreatedTicket:
+            try:
+                data = self.graphql(CREATE, {"input": payload})
+            except UpstreamRejected:
+                # "already exists": an earlier attempt of this key got through.
+                existing = self.get_issue(issue_id) if issue_id else None
+                if existing:
+                    return self._created(existing, log, reconciled=True)
+                raise
+            return self._created(data["issueCreate"]["issue"], log)
 
-            reconcile = None
-            if issue_id:
+        def find_existing(deadline: float, log: CallLog) -> CreatedTicket | None:
+            existing = self.get_issue(issue_id)
+            return self._created(existing, log, reconciled=True) if existing else None
 
-                def reconcile(deadline: float) -> CreatedTicket | None:
-                    existing = self.get_issue(issue_id)
-                    return self._created(existing, log, reconciled=True) if existing else None
-
-            created = self.call(
-                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
-            )
-            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
-            return created
-        except ValidationFailed:
-            outcome = metrics.OUTCOME_VALIDATION_ERROR
-            raise
-        except UpstreamRejected:
-            outcome = metrics.OUTCOME_REJECTED
-            raise
-        finally:
-            metrics.TICKET_CREATION_TOTAL.labels(platform="linear", outcome=outcome).inc()
-            metrics.TICKET_CREATION_DURATION.labels(platform="linear", outcome=outcome).observe(
-                time.perf_counter() - started
-            )
+        return self.create_once(
+            logical, create, find_existing if issue_id else None,
+            log=log, reconcile_first=reconcile_first,
+        )  # fmt: skip
 
     def _created(
         self, issue: dict[str, Any], log: CallLog, *, reconciled: bool = False

@@ -7,17 +7,13 @@ in ``correlation_id``; the Table API reads are consistent, so reconciliation is 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
-from itsm import metrics
 from itsm.clients.base import CallLog, HttpClient
 from itsm.clients.jira import CreatedTicket
 from itsm.config import Endpoint, endpoints
-from itsm.errors import UpstreamRejected, ValidationFailed
-from itsm.validation import ensure_valid
 
 TABLE = "/api/now/table/incident"
 # Priority -> (impact, urgency) under ServiceNow's default Priority Lookup Rules.
@@ -59,40 +55,19 @@ class ServiceNowClient(HttpClient):
         log: CallLog | None = None,
         reconcile_first: bool = False,
     ) -> CreatedTicket:
-        log = log if log is not None else CallLog()
-        started = time.perf_counter()
-        outcome = metrics.OUTCOME_FAILED
-        try:
-            ensure_valid("servicenow", fields)
+        def create(log: CallLog) -> CreatedTicket:
             body = self.incident_body(fields, idempotency_key)
+            data = self.send("POST", TABLE, json=body, expect=(201,)).json()
+            return self._created(data["result"], log)
 
-            def create() -> CreatedTicket:
-                data = self.send("POST", TABLE, json=body, expect=(201,)).json()
-                return self._created(data["result"], log)
+        def find_existing(deadline: float, log: CallLog) -> CreatedTicket | None:
+            found = self.find_by_correlation_id(idempotency_key)
+            return self._created(found, log, reconciled=True) if found else None
 
-            reconcile = None
-            if idempotency_key:
-
-                def reconcile(deadline: float) -> CreatedTicket | None:
-                    found = self.find_by_correlation_id(idempotency_key)
-                    return self._created(found, log, reconciled=True) if found else None
-
-            created = self.call(
-                create, log=log, reconcile=reconcile, reconcile_first=reconcile_first
-            )
-            outcome = metrics.OUTCOME_EXISTING if created.reconciled else metrics.OUTCOME_CREATED
-            return created
-        except ValidationFailed:
-            outcome = metrics.OUTCOME_VALIDATION_ERROR
-            raise
-        except UpstreamRejected:
-            outcome = metrics.OUTCOME_REJECTED
-            raise
-        finally:
-            metrics.TICKET_CREATION_TOTAL.labels(platform="servicenow", outcome=outcome).inc()
-            metrics.TICKET_CREATION_DURATION.labels(platform="servicenow", outcome=outcome).observe(
-                time.perf_counter() - started
-            )
+        return self.create_once(
+            fields, create, find_existing if idempotency_key else None,
+            log=log, reconcile_first=reconcile_first,
+        )  # fmt: skip
 
     def _created(
         self, record: dict[str, Any], log: CallLog, *, reconciled: bool = False

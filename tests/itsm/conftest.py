@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from itsm.config import get_config
 from itsm.fakes.adf_schema import ensure_adf_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +200,17 @@ def itsm_endpoints(fakes: FakeServers, settings: Any) -> dict[str, str]:
     }
     settings.ITSM_ENDPOINTS = endpoints
     return endpoints
+
+
+@pytest.fixture
+def fast_itsm_config(settings, tmp_path):
+    """The file config with 10 ms retry delays and a 1 s reconciliation window."""
+    raw = json.loads(Path(settings.ITSM_CONFIG_PATH).read_text(encoding="utf-8"))
+    raw["retry_policy"].update(retry_delay_seconds=0.01, max_retry_delay_seconds=2)
+    raw["reconcile"] = {"window_seconds": 1.0, "poll_interval_seconds": 0.05}
+    path = tmp_path / "itsm_config.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    settings.ITSM_CONFIG_PATH = str(path)
+    get_config.cache_clear()
+    yield
+    get_config.cache_clear()

@@ -6,9 +6,7 @@ call ``outbox.deliver``/``outbox.sweep`` directly, as the worker and the leader'
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -20,30 +18,9 @@ from itsm import outbox, tasks
 from itsm.config import get_config
 from itsm.models import OutboxMessage, Ticket
 from itsm.services.tickets import create_from_template
+from tests.factories import RCA_VARIABLES
 
-pytestmark = pytest.mark.django_db
-
-RCA_VARIABLES = {
-    "job_name": "nightly-build",
-    "job_id": "7",
-    "severity": "high",
-    "details": "Step 3 failed.",
-    "priority": "2",
-}
-
-
-@pytest.fixture(autouse=True)
-def fast_itsm_config(settings, tmp_path):
-    """The file config with 10 ms retry delays and a 1 s reconciliation window."""
-    raw = json.loads(Path(settings.ITSM_CONFIG_PATH).read_text(encoding="utf-8"))
-    raw["retry_policy"].update(retry_delay_seconds=0.01, max_retry_delay_seconds=2)
-    raw["reconcile"] = {"window_seconds": 1.0, "poll_interval_seconds": 0.05}
-    path = tmp_path / "itsm_config.json"
-    path.write_text(json.dumps(raw), encoding="utf-8")
-    settings.ITSM_CONFIG_PATH = str(path)
-    get_config.cache_clear()
-    yield
-    get_config.cache_clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
 
 
 @pytest.fixture

@@ -8,16 +8,15 @@ replaced by a list, so "Create ticket" records the ticket and its message and st
 
 from __future__ import annotations
 
-import os
 import re
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from itsm import tasks
 from itsm.models import OutboxMessage, Ticket
-from tests.conftest import CHROMIUM
+from tests.browser import PASSWORD
 from tests.factories import UserFactory
 
 pytestmark = [
@@ -26,60 +25,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Session-scoped fixtures defined as instance methods"),
 ]
 
-PASSWORD = "correct horse battery staple"  # the factory's password
 NEW_TICKET = "/itsm/tickets/new/"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def allow_orm_beside_playwrights_event_loop():
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def playwright(_pw_api_request_contexts):
-    with sync_playwright() as started:
-        if _pw_api_request_contexts:
-            _pw_api_request_contexts.instrument(started)
-        yield started
-
-
-@pytest.fixture(scope="module")
-def browser_type(playwright, browser_name):
-    return getattr(playwright, browser_name)
-
-
-@pytest.fixture(scope="module")
-def browser(browser_type, browser_type_launch_args):
-    launched = browser_type.launch(**browser_type_launch_args)
-    yield launched
-    launched.close()
-
-
-@pytest.fixture(scope="module")
-def browser_context_args(live_server):
-    return {"base_url": live_server.url, "viewport": {"width": 1280, "height": 900}}
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {
-        "executable_path": CHROMIUM,
-        "headless": True,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,7 @@ time-machine, and the check refreshes each open ticket from its platform.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -16,13 +14,12 @@ from prometheus_client import REGISTRY
 
 from itsm import outbox
 from itsm.clients import client_for
-from itsm.config import get_config
 from itsm.metrics import SlaCollector
 from itsm.models import Ticket
 from itsm.services import sla
 from itsm.services.tickets import create_from_template
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RCA_VARIABLES = {
@@ -31,20 +28,6 @@ RCA_VARIABLES = {
     "severity": "high",
     "details": "Step 3 failed.",
 }
-
-
-@pytest.fixture(autouse=True)
-def fast_itsm_config(settings, tmp_path):
-    """The file config with 10 ms retry delays and a 1 s reconciliation window."""
-    raw = json.loads(Path(settings.ITSM_CONFIG_PATH).read_text(encoding="utf-8"))
-    raw["retry_policy"].update(retry_delay_seconds=0.01, max_retry_delay_seconds=2)
-    raw["reconcile"] = {"window_seconds": 1.0, "poll_interval_seconds": 0.05}
-    path = tmp_path / "itsm_config.json"
-    path.write_text(json.dumps(raw), encoding="utf-8")
-    settings.ITSM_CONFIG_PATH = str(path)
-    get_config.cache_clear()
-    yield
-    get_config.cache_clear()
 
 
 def new_ticket(platform: str = "jira", priority: str = "2", job_id: str = "7") -> Ticket:

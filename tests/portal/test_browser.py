@@ -11,13 +11,12 @@ this module only; pytest-playwright's ``page`` and ``context`` fixtures are used
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.conftest import CHROMIUM
+from tests.browser import PASSWORD, log_in
 from tests.factories import UserFactory
 
 pytestmark = [
@@ -27,76 +26,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Session-scoped fixtures defined as instance methods"),
 ]
 
-PASSWORD = "correct horse battery staple"  # the factory's password
-
-
-@pytest.fixture(scope="module", autouse=True)
-def allow_orm_beside_playwrights_event_loop():
-    """While Playwright runs, Django refuses ORM calls in this thread (it sees a running event
-    loop) unless told that the code here is synchronous."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def playwright(_pw_api_request_contexts):
-    """pytest-playwright's ``playwright`` fixture, stopped at the end of this module."""
-    with sync_playwright() as started:
-        if _pw_api_request_contexts:
-            _pw_api_request_contexts.instrument(started)
-        yield started
-
-
-@pytest.fixture(scope="module")
-def browser_type(playwright, browser_name):
-    return getattr(playwright, browser_name)
-
-
-@pytest.fixture(scope="module")
-def browser(browser_type, browser_type_launch_args):
-    launched = browser_type.launch(**browser_type_launch_args)
-    yield launched
-    launched.close()
-
-
-@pytest.fixture(scope="module")
-def browser_context_args(live_server):
-    """Replaces pytest-playwright's (which needs a session-long Playwright): pages open relative
-    URLs on the live server."""
-    return {"base_url": live_server.url}
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {
-        "executable_path": CHROMIUM,
-        "headless": True,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
-
 
 @pytest.fixture
 def browser_user():
     return UserFactory(username="browser-operator", roles=["operators"])
-
-
-def log_in(page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_logging_in_lands_on_the_dashboard_with_its_navigation(
