@@ -26,7 +26,7 @@ import httpx
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
 )
@@ -252,8 +252,12 @@ class HttpClient:
         log: CallLog | None = None,
         reconcile: Callable[[float], T | None] | None = None,
         reconcile_first: bool = False,
+        retry_ambiguous: bool = True,
     ) -> T:
         """``operation`` under the retry policy; ``reconcile(deadline)`` after ambiguous failures.
+
+        ``retry_ambiguous=False`` retries only failures that say nothing was done (a 429, a refused
+        connection), for writes that can neither be reconciled nor safely repeated.
 
         ``reconcile`` gets a ``time.monotonic()`` deadline until which it may keep looking (for
         eventually consistent searches) and returns the existing object or None.
@@ -323,7 +327,9 @@ class HttpClient:
             stop=stop_after_attempt(policy.max_retries + 1)
             | stop_after_delay(self.config.timeout.total_timeout_seconds),
             wait=wait,
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, _Transient) and (retry_ambiguous or not exc.sent)
+            ),
             sleep=self.sleep,
             before_sleep=before_sleep,
             reraise=True,

@@ -272,14 +272,18 @@ class JiraClient(HttpClient):
 
         Per-issue errors are kept by the caller's index. Successes carry no correlation id, so
         they are matched by position once the failed indexes are removed (INTEGRATIONS.md §1b).
+        Bulk create has no idempotency key: only answers that say nothing was done are retried.
         """
         result = BulkResult()
         for offset in range(0, len(issues), BULK_LIMIT):
             chunk = issues[offset : offset + BULK_LIMIT]
-            response = self.request(
-                "POST", "/rest/api/3/issue/bulk", json={"issueUpdates": chunk},
-                expect=(201, 400),
-            )  # fmt: skip
+            body = {"issueUpdates": chunk}
+            response = self.call(
+                lambda body=body: self.send(
+                    "POST", "/rest/api/3/issue/bulk", json=body, expect=(201, 400)
+                ),
+                retry_ambiguous=False,  # no idempotency key: a repeat could duplicate the chunk
+            )
             data = response.json()
             failed_positions = set()
             for error in data.get("errors") or []:

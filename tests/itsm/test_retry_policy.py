@@ -237,3 +237,19 @@ def test_the_shipped_config_file_has_the_seed_policy_and_both_rca_templates():
     assert config.timeout.connection_timeout_seconds == 10
     assert set(config.templates["servicenow"]) >= {"rca_incident"}
     assert set(config.templates["jira"]) >= {"rca_issue"}
+
+
+def test_a_write_that_cannot_be_reconciled_is_not_repeated_after_an_ambiguous_failure():
+    script = Script(httpx.Response(503))
+    instance = client(script)
+    with pytest.raises(RetryableError) as caught:
+        instance.call(lambda: instance.send("POST", "/bulk"), retry_ambiguous=False)
+    assert len(script.requests) == 1
+    assert caught.value.sent is True
+
+
+def test_a_write_that_cannot_be_reconciled_is_still_retried_after_a_429():
+    script = Script(httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(201))
+    instance = client(script)
+    instance.call(lambda: instance.send("POST", "/bulk"), retry_ambiguous=False)
+    assert len(script.requests) == 2
