@@ -16,6 +16,7 @@ class Section:
     label: str
     url_name: str
     staff_only: bool = False
+    prefix: str = ""  # the section is current for every path under this prefix (default: its URL)
 
 
 SECTIONS = (
@@ -23,7 +24,7 @@ SECTIONS = (
     Section("CI health", "escalation:ci-health"),
     Section("Exports", "exports:session-list"),
     Section("Requests", "escalation:request-list"),
-    Section("ITSM templates", "itsm:template-new-ticket"),
+    Section("ITSM templates", "itsm:template-new-ticket", prefix="/itsm/"),
     Section("API docs", "api-docs"),
     Section("Admin", "admin:index", staff_only=True),
 )
@@ -40,7 +41,7 @@ def navigation(request) -> dict:
         except NoReverseMatch:
             url = None
         active = url is not None and (
-            request.path == url if url == "/" else request.path.startswith(url)
+            request.path == url if url == "/" else request.path.startswith(section.prefix or url)
         )
         items.append({"label": section.label, "url": url, "active": active})
     return {"navigation": items}

@@ -7,6 +7,9 @@ Events are produced for real (the Jira client against the fake, the template ser
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +144,42 @@ def test_sla_gauges_are_exported_by_platform(client):
     for name in ("itsm_tickets_sla_open", "itsm_tickets_sla_breached"):
         for platform in ("jira", "servicenow"):
             assert scraped[(name, frozenset({"platform": platform}.items()))] == 0.0
+
+
+COUNT_IN_CHILD = """
+import os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+import django
+django.setup()
+from itsm import metrics
+metrics.TICKET_CREATION_TOTAL.labels(platform="jira", outcome=sys.argv[1]).inc(int(sys.argv[2]))
+"""
+
+
+def test_metrics_aggregate_the_counts_of_every_process_sharing_the_multiprocess_directory(
+    client, tmp_path, monkeypatch
+):
+    """Web and worker processes each write their samples to PROMETHEUS_MULTIPROC_DIR; one scrape
+    of any web process shows their sum. Two child processes stand in for a web and a worker."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for outcome, count in (("created", 2), ("created", 3), ("rejected", 1)):
+        subprocess.run(
+            [sys.executable, "-c", COUNT_IN_CHILD, outcome, str(count)],
+            cwd=settings.BASE_DIR, env=env, check=True, timeout=60,
+        )  # fmt: skip
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    samples = scrape(client)
+
+    created = (
+        "itsm_ticket_creation_total",
+        frozenset({"platform": "jira", "outcome": "created"}.items()),
+    )
+    rejected = (
+        "itsm_ticket_creation_total",
+        frozenset({"platform": "jira", "outcome": "rejected"}.items()),
+    )
+    assert samples[created] == 5
+    assert samples[rejected] == 1
+    # The SLA gauges come from the database, whatever the processes wrote.
+    assert ("itsm_tickets_sla_open", frozenset({"platform": "jira"}.items())) in samples

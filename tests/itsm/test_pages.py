@@ -516,3 +516,9 @@ def test_a_post_naming_another_platforms_template_is_refused(operator_page):
 
     assertContains(response, "There is no template rca_incident for Jira", status_code=422)
     assert not Ticket.objects.exists()
+
+
+def test_the_itsm_section_is_current_in_the_navigation_on_every_itsm_page(operator_page):
+    response = operator_page.get(TICKET_LIST)
+
+    assertContains(response, f'<a href="{NEW_TICKET}" aria-current="page">ITSM templates</a>')
