@@ -95,10 +95,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deliver now (pending or dead messages)")
     def deliver_now(self, request, queryset) -> None:
-        from itsm import outbox, tasks
+        from itsm import outbox
 
-        ids = list(queryset.values_list("id", flat=True))
-        count = outbox.retry_now(ids)
-        for message_id in ids:
-            tasks.deliver_outbox_message.delay(message_id)
+        count = outbox.retry_now(list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} message(s) queued for delivery.")

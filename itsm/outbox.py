@@ -71,7 +71,8 @@ def enqueue(
     if created:
         from itsm import tasks
 
-        transaction.on_commit(lambda: tasks.deliver_outbox_message.delay(message.pk))
+        # robust: a broker outage must not fail the committed request; the sweep delivers later.
+        transaction.on_commit(lambda: tasks.deliver_outbox_message.delay(message.pk), robust=True)
     return message
 
 
@@ -81,12 +82,19 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def claim(message_id: int, now: datetime | None = None) -> bool:
+    """Takes the message for one delivery. The attempt is counted here, before any call, so a
+    delivery that dies half-way (a killed worker) still tells the next one to look first."""
     now = now or timezone.now()
     return bool(
         OutboxMessage.objects.filter(
             pk=message_id, status=OutboxMessage.Status.PENDING, next_attempt_at__lte=now
-        ).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+        ).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1)
     )
+
+
+def is_redelivery(message: OutboxMessage) -> bool:
+    """True when an earlier delivery of this message may have reached the platform."""
+    return message.attempts > 1
 
 
 def deliver(message_id: int) -> str:
@@ -97,10 +105,12 @@ def deliver(message_id: int) -> str:
     try:
         result = HANDLERS[message.kind](message) or {}
     except (RetryableError, NotConfigured) as exc:
-        attempts = message.attempts + 1
+        attempts = message.attempts
+        delay = backoff_seconds(attempts)
+        if isinstance(exc, RetryableError) and exc.retry_after:
+            delay = max(delay, exc.retry_after)  # a quota that resets in an hour means an hour
         OutboxMessage.objects.filter(pk=message.pk).update(
-            attempts=F("attempts") + 1,
-            next_attempt_at=timezone.now() + timedelta(seconds=backoff_seconds(attempts)),
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
             last_error=redact_text(str(exc))[:2000],
         )
         logger.warning(
@@ -116,7 +126,6 @@ def deliver(message_id: int) -> str:
         return OutboxMessage.Status.PENDING
     except ItsmError as exc:  # rejected or invalid: retrying cannot help
         OutboxMessage.objects.filter(pk=message.pk).update(
-            attempts=F("attempts") + 1,
             status=OutboxMessage.Status.DEAD,
             last_error=redact_text(str(exc))[:2000],
         )
@@ -132,10 +141,8 @@ def deliver(message_id: int) -> str:
         return OutboxMessage.Status.DEAD
     except Exception:
         # A bug, not the platform: leave it pending (the claim lapses) and let the task fail loudly.
-        OutboxMessage.objects.filter(pk=message.pk).update(attempts=F("attempts") + 1)
         raise
     OutboxMessage.objects.filter(pk=message.pk).update(
-        attempts=F("attempts") + 1,
         status=OutboxMessage.Status.DELIVERED,
         delivered_at=timezone.now(),
         last_error="",
@@ -163,8 +170,22 @@ def sweep(now: datetime | None = None, limit: int = 100) -> dict[str, int]:
 
 
 def retry_now(message_ids: list[int]) -> int:
-    """Operator action: make pending or dead messages due now (a dead one gets another try)."""
-    return OutboxMessage.objects.filter(
-        pk__in=message_ids,
-        status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.DEAD],
-    ).update(status=OutboxMessage.Status.PENDING, next_attempt_at=timezone.now())
+    """Operator action: make pending or dead messages due now (a dead one gets another try) and
+    queue their delivery."""
+    from itsm import tasks
+
+    ids = list(
+        OutboxMessage.objects.filter(
+            pk__in=message_ids,
+            status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.DEAD],
+        ).values_list("id", flat=True)
+    )
+    OutboxMessage.objects.filter(pk__in=ids).update(
+        status=OutboxMessage.Status.PENDING, next_attempt_at=timezone.now()
+    )
+    for message_id in ids:
+        transaction.on_commit(
+            lambda message_id=message_id: tasks.deliver_outbox_message.delay(message_id),
+            robust=True,
+        )
+    return len(ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 import django_filters
@@ -21,7 +20,6 @@ from itsm.api.serializers import (
     TemplateQuerySerializer,
     TicketSerializer,
 )
-from itsm.errors import RetryableError, UpstreamRejected
 from itsm.models import Ticket
 from itsm.services import tickets as ticket_service
 from itsm.templates import get_template, list_templates
@@ -106,7 +104,7 @@ class FromTemplateView(APIView):
             user=request.user,
         )
         if data["wait"] and not data["dry_run"]:
-            ticket = wait_for_delivery(ticket)
+            ticket = ticket_service.wait_for_delivery(ticket, settings.ITSM_API_WAIT_SECONDS)
         result = {
             "created": created,
             "dry_run": data["dry_run"],
@@ -114,30 +112,3 @@ class FromTemplateView(APIView):
             "ticket": TicketSerializer(ticket).data,
         }
         return Response(result, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
-def wait_for_delivery(ticket: Ticket) -> Ticket:
-    """Polls the record until the worker settles it; raises the matching upstream error."""
-    deadline = time.monotonic() + settings.ITSM_API_WAIT_SECONDS
-    while True:
-        ticket.refresh_from_db()
-        if ticket.status == Ticket.Status.CREATED:
-            return ticket
-        error = ticket.error or {}
-        if ticket.status == Ticket.Status.FAILED:
-            raise UpstreamRejected(
-                error.get("message", "the platform rejected the ticket"),
-                platform=ticket.platform,
-                status_code=int(error.get("status_code") or 400),
-                error_messages=error.get("error_messages") or [],
-                field_errors=error.get("field_errors") or {},
-            )
-        if time.monotonic() >= deadline:
-            raise RetryableError(
-                error.get("message")
-                or f"ticket {ticket.pk} is still pending; GET /api/v1/tickets/{ticket.pk}",
-                platform=ticket.platform,
-                status_code=error.get("status_code"),
-                retry_after=5,
-            )
-        time.sleep(0.2)

@@ -30,6 +30,7 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
+from tenacity.stop import stop_base
 
 from itsm import metrics
 from itsm.config import Endpoint, ItsmConfig, get_config
@@ -74,6 +75,21 @@ class CallLog:
 
     def as_list(self) -> list[dict[str, Any]]:
         return [asdict(a) for a in self.attempts]
+
+
+class _StopWhenServerWantsLonger(stop_base):
+    """Stops when the last answer's ``Retry-After`` exceeds what we are willing to sleep now."""
+
+    def __init__(self, max_delay: float) -> None:
+        self.max_delay = max_delay
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return (
+            isinstance(exc, _Transient)
+            and exc.retry_after is not None
+            and exc.retry_after > self.max_delay
+        )
 
 
 class _Transient(Exception):
@@ -229,8 +245,11 @@ class HttpClient:
             return response
         if status in self.config.retry_policy.retryable_status_codes:
             summary, _, _ = upstream_error_fields(response)
+            reason = response.headers.get("RateLimit-Reason") or response.headers.get(
+                "X-Beta-RateLimit-Reason"
+            )
             raise _Transient(
-                f"HTTP {status}: {summary}",
+                f"HTTP {status}{f' ({reason})' if reason else ''}: {summary}",
                 status_code=status,
                 retry_after=parse_retry_after(response.headers),
                 sent=status != 429,  # a 429 was refused before any work; a 5xx may have run
@@ -253,11 +272,16 @@ class HttpClient:
         reconcile: Callable[[float], T | None] | None = None,
         reconcile_first: bool = False,
         retry_ambiguous: bool = True,
+        count_retries: bool = False,
     ) -> T:
         """``operation`` under the retry policy; ``reconcile(deadline)`` after ambiguous failures.
 
         ``retry_ambiguous=False`` retries only failures that say nothing was done (a 429, a refused
         connection), for writes that can neither be reconciled nor safely repeated.
+        ``count_retries``: count the retries in ``itsm_ticket_retry_attempts_total`` (ticket
+        creation only, as the metric's name says; every call's attempts are in its CallLog).
+        A server that asks to wait longer than ``max_retry_delay_seconds`` is not retried now:
+        the error carries its ``retry_after`` and the outbox waits that long.
 
         ``reconcile`` gets a ``time.monotonic()`` deadline until which it may keep looking (for
         eventually consistent searches) and returns the existing object or None.
@@ -311,7 +335,8 @@ class HttpClient:
             delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
             if log.attempts:
                 log.attempts[-1].delay_seconds = round(delay, 3)
-            metrics.TICKET_RETRY_ATTEMPTS.labels(platform=self.platform).inc()
+            if count_retries:
+                metrics.TICKET_RETRY_ATTEMPTS.labels(platform=self.platform).inc()
             logger.warning(
                 "itsm.retry",
                 extra={
@@ -325,7 +350,8 @@ class HttpClient:
 
         retrying = Retrying(
             stop=stop_after_attempt(policy.max_retries + 1)
-            | stop_after_delay(self.config.timeout.total_timeout_seconds),
+            | stop_after_delay(self.config.timeout.total_timeout_seconds)
+            | _StopWhenServerWantsLonger(policy.max_retry_delay_seconds),
             wait=wait,
             retry=retry_if_exception(
                 lambda exc: isinstance(exc, _Transient) and (retry_ambiguous or not exc.sent)
@@ -373,7 +399,11 @@ class HttpClient:
                     return find_existing(deadline, log)
 
             created = self.call(
-                lambda: create(log), log=log, reconcile=reconcile, reconcile_first=reconcile_first
+                lambda: create(log),
+                log=log,
+                reconcile=reconcile,
+                reconcile_first=reconcile_first,
+                count_retries=True,
             )
             reconciled = getattr(created, "reconciled", False)
             outcome = metrics.OUTCOME_EXISTING if reconciled else metrics.OUTCOME_CREATED

@@ -43,10 +43,15 @@ class GitHubClient(HttpClient):
         return self.call(fetch)
 
     def rerun_failed_jobs(self, owner: str, repo: str, run_id: int | str) -> None:
-        self.request(
-            "POST", f"/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs",
-            expect=(201,),
-        )  # fmt: skip
+        # Not repeated after an ambiguous failure: a second request would start a second re-run.
+        self.call(
+            lambda: self.send(
+                "POST",
+                f"/repos/{owner}/{repo}/actions/runs/{run_id}/rerun-failed-jobs",
+                expect=(201,),
+            ),
+            retry_ambiguous=False,
+        )
 
 
 def github_client(endpoint: Endpoint | None = None, **kwargs: Any) -> GitHubClient:

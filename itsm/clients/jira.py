@@ -17,6 +17,7 @@ import httpx
 from itsm.clients.base import CallLog, HttpClient, poll_until
 from itsm.config import Endpoint, endpoints
 from itsm.errors import ItsmError
+from itsm.redaction import redact
 
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
 BULK_LIMIT = 50
@@ -102,6 +103,13 @@ def adf_to_lines(node: Any) -> list[tuple[str, str]]:
 
     walk(node)
     return lines
+
+
+def adf_text(node: Any) -> str:
+    """The plain text of an ADF document (lines joined by newlines), for comparisons."""
+    if not isinstance(node, dict):
+        return str(node or "").strip()
+    return "\n".join(text for _, text in adf_to_lines(node)).strip()
 
 
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][\w ./()-]{0,60}?)\s*:\s*(.*?)\s*$")
@@ -190,6 +198,13 @@ class JiraClient(HttpClient):
                 payload["priority"] = priority
             else:
                 payload["priority"] = {"name": PRIORITY_NAMES.get(str(priority), str(priority))}
+        # Logical names and plain values, as templates write them, to the REST shapes.
+        if isinstance(extra.get("assignee"), str):
+            extra["assignee"] = {"id": extra["assignee"]}
+        if isinstance(extra.get("parent"), str):
+            extra["parent"] = {"key": extra["parent"]}
+        if "due_date" in extra:
+            extra["duedate"] = extra.pop("due_date")
         labels = list(extra.pop("labels", None) or [])
         if idempotency_key:
             labels.append(idempotency_label(idempotency_key))
@@ -211,14 +226,18 @@ class JiraClient(HttpClient):
         reconcile_first: bool = False,
     ) -> CreatedTicket:
         """Creates one issue (seed 002's signature, optional ``fields``); exactly once per key."""
+        # Every field is validated in its logical form; values already in REST shape (objects
+        # such as {"id": ...}) are the caller's responsibility and pass through.
         logical = {
             "project": project,
             "summary": summary,
             "issue_type": issue_type,
-            **{k: v for k, v in (fields or {}).items() if k in ("priority", "labels")},
+            **{k: v for k, v in (fields or {}).items() if not isinstance(v, dict)},
         }
         if isinstance(description, str):
             logical["description"] = description
+        elif description:
+            logical["description"] = "(an ADF document)"  # present; its length is Jira's to judge
 
         def create(log: CallLog) -> CreatedTicket:
             body = {
@@ -390,10 +409,34 @@ class JiraClient(HttpClient):
                 return sprints
 
     # --- writes on existing issues -------------------------------------------------------------
-    def add_comment(self, key: str, body: str | dict[str, Any]) -> dict[str, Any]:
-        return self.request(
-            "POST", f"/rest/api/3/issue/{key}/comment", json={"body": as_adf(body)}, expect=(201,)
+    def add_comment(
+        self, key: str, body: str | dict[str, Any], *, reconcile_first: bool = False
+    ) -> dict[str, Any]:
+        """Adds a comment once: after an ambiguous failure (or on a redelivery) the issue's
+        comments are read, and an identical comment counts as this one."""
+        document = as_adf(body)
+
+        def create() -> dict[str, Any]:
+            return self.send(
+                "POST", f"/rest/api/3/issue/{key}/comment", json={"body": document}, expect=(201,)
+            ).json()
+
+        return self.call(
+            create,
+            reconcile=lambda deadline: self.find_comment(key, document),
+            reconcile_first=reconcile_first,
+        )
+
+    def find_comment(self, key: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The newest comment on ``key`` whose text equals ``body``'s (as sent: redacted)."""
+        wanted = adf_text(redact(body))
+        page = self.send(
+            "GET", f"/rest/api/3/issue/{key}/comment", params={"maxResults": 100}
         ).json()
+        for comment in reversed(page.get("comments") or []):
+            if adf_text(comment.get("body")) == wanted:
+                return comment
+        return None
 
     def transitions(self, key: str) -> list[dict[str, Any]]:
         return (
@@ -402,19 +445,40 @@ class JiraClient(HttpClient):
             .get("transitions", [])
         )
 
+    def status_of(self, key: str) -> str:
+        return str(
+            ((self.get_issue(key, ["status"]).get("fields") or {}).get("status") or {}).get(
+                "name", ""
+            )
+        )
+
     def transition(self, key: str, preferred: list[str]) -> str | None:
         """Moves the issue to the first of ``preferred`` (transition or target status names)
-        that its workflow allows from where it is now; returns the chosen name, or None."""
+        that its workflow allows from where it is now; returns the chosen name, or None.
+
+        An issue already in one of the preferred statuses is left alone (a repeated failure, or
+        a redelivery after an answer was lost, never moves it twice).
+        """
+        current = self.status_of(key).lower()
+        for wanted in preferred:
+            if wanted.lower() == current:
+                return wanted
         available = self.transitions(key)
         for wanted in preferred:
             for option in available:
-                names = {str(option.get("name", "")).lower()}
-                names.add(str((option.get("to") or {}).get("name", "")).lower())
-                if wanted.lower() in names:
-                    self.request(
-                        "POST", f"/rest/api/3/issue/{key}/transitions",
-                        json={"transition": {"id": option["id"]}}, expect=(204,),
-                    )  # fmt: skip
+                target = str((option.get("to") or {}).get("name", ""))
+                if wanted.lower() in {str(option.get("name", "")).lower(), target.lower()}:
+                    self.call(
+                        lambda option=option: self.send(
+                            "POST",
+                            f"/rest/api/3/issue/{key}/transitions",
+                            json={"transition": {"id": option["id"]}},
+                            expect=(204,),
+                        ),
+                        reconcile=lambda deadline, target=target: (
+                            True if self.status_of(key).lower() == target.lower() else None
+                        ),
+                    )
                     return wanted
         return None
 

@@ -14,6 +14,7 @@ import httpx
 from itsm.clients.base import CallLog, HttpClient
 from itsm.clients.jira import CreatedTicket
 from itsm.config import Endpoint, endpoints
+from itsm.redaction import redact_text
 
 TABLE = "/api/now/table/incident"
 # Priority -> (impact, urgency) under ServiceNow's default Priority Lookup Rules.
@@ -96,9 +97,22 @@ class ServiceNowClient(HttpClient):
     def update_incident(self, sys_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", f"{TABLE}/{sys_id}", json=fields).json()["result"]
 
-    def add_comment(self, sys_id: str, text: str) -> dict[str, Any]:
-        """A journal entry visible to the caller (``comments``; ``work_notes`` are internal)."""
-        return self.update_incident(sys_id, {"comments": text})
+    def add_comment(self, sys_id: str, text: str, *, reconcile_first: bool = False) -> dict:
+        """A journal entry visible to the caller (``comments``; ``work_notes`` are internal),
+        added once: after an ambiguous failure the incident's journal is read first."""
+        sent = redact_text(text)
+
+        def find(deadline: float) -> dict | None:
+            record = self.send("GET", f"{TABLE}/{sys_id}").json()["result"]
+            return record if sent in str(record.get("comments") or "") else None
+
+        return self.call(
+            lambda: self.send("PATCH", f"{TABLE}/{sys_id}", json={"comments": text}).json()[
+                "result"
+            ],
+            reconcile=find,
+            reconcile_first=reconcile_first,
+        )
 
 
 def servicenow_client(endpoint: Endpoint | None = None, **kwargs: Any) -> ServiceNowClient:

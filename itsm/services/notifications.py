@@ -31,7 +31,10 @@ def post_to_slack(message: OutboxMessage) -> dict[str, Any]:
 @outbox.handler("jira.comment")
 def comment_on_jira(message: OutboxMessage) -> dict[str, Any]:
     with client_for("jira") as client:
-        comment = client.add_comment(message.payload["key"], message.payload["body"])
+        comment = client.add_comment(
+            message.payload["key"], message.payload["body"],
+            reconcile_first=outbox.is_redelivery(message),
+        )  # fmt: skip
     return {"comment_id": comment.get("id")}
 
 
@@ -45,7 +48,10 @@ def transition_jira(message: OutboxMessage) -> dict[str, Any]:
 @outbox.handler("servicenow.comment")
 def comment_on_servicenow(message: OutboxMessage) -> dict[str, Any]:
     with client_for("servicenow") as client:
-        client.add_comment(message.payload["sys_id"], message.payload["text"])
+        client.add_comment(
+            message.payload["sys_id"], message.payload["text"],
+            reconcile_first=outbox.is_redelivery(message),
+        )  # fmt: skip
     return {"commented": True}
 
 
@@ -62,7 +68,7 @@ def create_linear_issue(message: OutboxMessage) -> dict[str, Any]:
         created = client.create_issue(
             team_id, payload["title"], payload.get("description", ""),
             priority=payload.get("priority"), label_ids=labels,
-            idempotency_key=message.idempotency_key, reconcile_first=message.attempts > 0,
+            idempotency_key=message.idempotency_key, reconcile_first=outbox.is_redelivery(message),
         )  # fmt: skip
     return {"id": created.id, "key": created.key, "url": created.url}
 

@@ -8,13 +8,14 @@ and is the only place that creates the external ticket.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from itsm import outbox
+from itsm import metrics, outbox
 from itsm.clients import CallLog, client_for
 from itsm.config import endpoints
 from itsm.errors import (
@@ -113,7 +114,14 @@ def create_from_template(
         raise NotConfigured(
             f"{platform} is not configured: set its base URL and credentials", platform=platform
         )
-    info, fields = render_fields(platform, template_name, variables)
+    try:
+        info, fields = render_fields(platform, template_name, variables)
+    except ValidationFailed:
+        if not dry_run:  # an attempt refused before any call: the seed's validation_error outcome
+            metrics.TICKET_CREATION_TOTAL.labels(
+                platform=platform, outcome=metrics.OUTCOME_VALIDATION_ERROR
+            ).inc()
+        raise
     ticket = Ticket(
         platform=platform,
         idempotency_key=key,
@@ -149,12 +157,15 @@ def _model_fields(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+JIRA_CORE_FIELDS = ("project", "summary", "description", "issue_type")
+
+
 def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False):
     """The platform call for one ticket record (the rendered fields are already valid)."""
     fields = dict(ticket.fields)
     with client_for(ticket.platform) as client:
         if ticket.platform == "jira":
-            extra = {k: fields[k] for k in ("priority", "labels") if fields.get(k)}
+            extra = {k: v for k, v in fields.items() if k not in JIRA_CORE_FIELDS and v != ""}
             return client.create_ticket(
                 fields["project"], fields["summary"], fields.get("description"),
                 fields.get("issue_type") or "Task", extra,
@@ -170,19 +181,21 @@ def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False):
 
 @outbox.handler(TICKET_CREATE)
 def deliver_ticket_message(message) -> dict[str, Any]:
-    return deliver_ticket(Ticket.objects.get(pk=message.payload["ticket_id"]))
+    ticket = Ticket.objects.get(pk=message.payload["ticket_id"])
+    return deliver_ticket(ticket, redelivery=outbox.is_redelivery(message))
 
 
-def deliver_ticket(ticket: Ticket) -> dict[str, Any]:
+def deliver_ticket(ticket: Ticket, *, redelivery: bool = False) -> dict[str, Any]:
     """Creates the external ticket exactly once and records the outcome on the row.
 
-    A ticket that already has attempts may have been created by a delivery whose answer was lost
-    (a crash, a timeout): the client then looks for it by idempotency key before creating.
+    A redelivery (or a ticket with recorded attempts) may follow a delivery whose answer was lost
+    (a crash, a timeout): the client then looks for the ticket by idempotency key before
+    creating. ServiceNow always looks first: it is one consistent query.
     """
     if ticket.status == Ticket.Status.CREATED:
         return {"key": ticket.external_key, "already": True}
     log = CallLog()
-    reconcile_first = ticket.attempts > 0
+    reconcile_first = redelivery or ticket.attempts > 0 or ticket.platform == "servicenow"
     try:
         created = send_ticket(ticket, log, reconcile_first=reconcile_first)
     except (RetryableError, UpstreamRejected, ValidationFailed) as exc:
@@ -195,8 +208,13 @@ def deliver_ticket(ticket: Ticket) -> dict[str, Any]:
     ticket.external_url = created.url
     ticket.sent_at = timezone.now()
     ticket.error = {}
-    ticket.save()
+    # Only what delivery owns: the SLA check may be updating the same row meanwhile.
+    ticket.save(update_fields=[*DELIVERY_FIELDS, "external_id", "external_key", "external_url",
+                               "sent_at"])  # fmt: skip
     return {"key": created.key, "id": created.id, "reconciled": created.reconciled}
+
+
+DELIVERY_FIELDS = ["status", "attempts", "retry_metadata", "error", "updated_at"]
 
 
 def _record_attempts(ticket: Ticket, log: CallLog, *, error: Exception | None = None) -> None:
@@ -206,4 +224,35 @@ def _record_attempts(ticket: Ticket, log: CallLog, *, error: Exception | None = 
         ticket.error = error.as_dict() if hasattr(error, "as_dict") else {"message": str(error)}
         if isinstance(error, UpstreamRejected | ValidationFailed):
             ticket.status = Ticket.Status.FAILED
-        ticket.save()
+        ticket.save(update_fields=DELIVERY_FIELDS)
+
+
+def wait_for_delivery(ticket: Ticket, seconds: float, *, poll: float = 0.2) -> Ticket:
+    """Waits for the worker to settle the ticket (the API's ``"wait": true``).
+
+    Returns it once created; raises UpstreamRejected if the platform refused it and
+    RetryableError if it is still pending when the time is up (it will be delivered later).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        ticket.refresh_from_db()
+        if ticket.status == Ticket.Status.CREATED:
+            return ticket
+        error = ticket.error or {}
+        if ticket.status == Ticket.Status.FAILED:
+            raise UpstreamRejected(
+                error.get("message", "the platform rejected the ticket"),
+                platform=ticket.platform,
+                status_code=int(error.get("status_code") or 400),
+                error_messages=error.get("error_messages") or [],
+                field_errors=error.get("field_errors") or {},
+            )
+        if time.monotonic() >= deadline:
+            raise RetryableError(
+                error.get("message")
+                or f"ticket {ticket.pk} is still pending; GET /api/v1/tickets/{ticket.pk}",
+                platform=ticket.platform,
+                status_code=error.get("status_code"),
+                retry_after=5,
+            )
+        time.sleep(poll)

@@ -61,7 +61,8 @@ def test_a_503_is_retried_with_exponential_backoff_until_it_succeeds():
     log = CallLog()
     before = retries_counted()
 
-    response = client(script, sleeps=sleeps).request("GET", "/x", log=log)
+    instance = client(script, sleeps=sleeps)
+    response = instance.call(lambda: instance.send("GET", "/x"), log=log, count_retries=True)
 
     assert response.json() == {"ok": 1}
     assert sleeps == [5.0, 10.0]
@@ -70,15 +71,39 @@ def test_a_503_is_retried_with_exponential_backoff_until_it_succeeds():
     assert retries_counted() - before == 2
 
 
-def test_retry_after_wins_over_the_computed_backoff_but_not_over_the_cap():
-    script = Script(
-        httpx.Response(429, headers={"Retry-After": "7"}),
-        httpx.Response(429, headers={"Retry-After": "600"}),
-        httpx.Response(200),
-    )
+def test_retry_after_wins_over_the_computed_backoff():
+    script = Script(httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200))
     sleeps: list[float] = []
     client(script, sleeps=sleeps).request("GET", "/x")
-    assert sleeps == [7.0, 60.0]
+    assert sleeps == [7.0]
+
+
+def test_a_retry_after_beyond_the_cap_ends_the_call_and_is_handed_to_the_caller():
+    """Retrying before the server's time fails again; the outbox waits that long instead."""
+    script = Script(
+        httpx.Response(429, headers={"Retry-After": "7"}),
+        httpx.Response(429, headers={"Retry-After": "3600"}),
+    )
+    sleeps: list[float] = []
+    with pytest.raises(RetryableError) as caught:
+        client(script, sleeps=sleeps).request("GET", "/x")
+    assert sleeps == [7.0]
+    assert caught.value.retry_after == 3600
+
+
+def test_only_ticket_creation_counts_in_the_retry_metric():
+    before = retries_counted()
+    script = Script(httpx.Response(503), httpx.Response(200))
+    client(script).request("GET", "/x")
+    assert retries_counted() == before
+
+
+def test_the_rate_limit_reason_is_kept_in_the_error():
+    headers = {"Retry-After": "1", "RateLimit-Reason": "jira-quota-tenant-based"}
+    script = Script(*[httpx.Response(429, headers=headers) for _ in range(4)])
+    with pytest.raises(RetryableError) as caught:
+        client(script).request("GET", "/x")
+    assert "jira-quota-tenant-based" in str(caught.value)
 
 
 def test_jira_beta_retry_after_is_read_when_retry_after_is_absent():
