@@ -520,4 +520,24 @@ def check_template(
                 _parse_format(text)
             except TemplateError as exc:
                 problems.append(f"{field_name}: {exc.message}")
+    if not problems and platform in TICKET_PLATFORMS:
+        problems.extend(_shape_problems(platform, fields))
     return problems
+
+
+def _shape_problems(platform: str, fields: dict[str, str]) -> list[str]:
+    """Fields the platform's schema needs but the template lacks, and names it does not know:
+    mistakes that would otherwise only show when someone uses the template."""
+    from itsm.validation import validate
+
+    sample = {name: "x" for name in fields}
+    issue_type = None
+    if platform == "jira":
+        sample.setdefault("project", "OPS")  # JIRA_PROJECT_KEY may supply it
+        issue_type = fields.get("issue_type") if "{" not in fields.get("issue_type", "{") else None
+        sample["issue_type"] = issue_type or "Task"
+    return [
+        f"{error.field}: {error.message}"
+        for error in validate(platform, sample, issue_type)
+        if error.code in ("required", "unknown_field")
+    ]

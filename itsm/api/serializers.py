@@ -24,7 +24,8 @@ class TicketSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_retries(self, ticket: Ticket) -> int:
-        return sum(1 for a in ticket.retry_metadata if a.get("delay_seconds"))
+        """Attempts that failed transiently and were tried again (or redelivered later)."""
+        return sum(1 for a in ticket.retry_metadata if a.get("outcome") == "retryable")
 
 
 class TemplateMetadataSerializer(serializers.Serializer):

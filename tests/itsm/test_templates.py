@@ -411,3 +411,19 @@ def test_the_admin_list_shows_templates(admin_client_logged_in):
     response = admin_client_logged_in.get(reverse("admin:itsm_tickettemplate_changelist"))
     assert response.status_code == 200
     assert "listed" in response.content.decode()
+
+
+def test_a_template_without_a_required_field_is_refused_when_saved():
+    problems = check_template("servicenow", "format", {"description": "Job {job_id}"})
+    assert any(problem.startswith("short_description:") for problem in problems)
+
+
+def test_a_template_with_a_field_the_platform_does_not_know_is_refused_when_saved():
+    problems = check_template(
+        "servicenow", "format", {"short_description": "RCA {job_name}", "shortdesc": "x"}
+    )
+    assert any(problem.startswith("shortdesc:") for problem in problems)
+
+
+def test_a_jira_template_may_leave_project_and_issue_type_to_the_defaults():
+    assert check_template("jira", "format", {"summary": "RCA {job_name}"}) == []
