@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+
+from itsm.redaction import register_secrets
 
 PLATFORMS = ("jira", "servicenow", "slack", "linear", "github")
 TICKET_PLATFORMS = ("jira", "servicenow")
@@ -149,24 +152,63 @@ def get_config() -> ItsmConfig:
         return parse_config(json.load(handle))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Endpoint:
-    """Where one platform lives and how to authenticate; ``repr`` never shows the secret."""
+    """Where one platform lives and how to authenticate; ``repr`` never shows the secret.
+
+    Nor the whole ``base_url``: Slack's webhook URL is itself the credential, and any URL may hold
+    ``user:password@``; ``repr`` keeps the scheme and host, enough to tell deployments apart.
+    """
 
     platform: str
     base_url: str
     username: str = ""
-    secret: str = field(default="", repr=False)
+    secret: str = ""
     project: str = ""  # Jira project key; unused elsewhere
 
     @property
     def configured(self) -> bool:
         return bool(self.base_url)
 
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` of ``base_url``: no userinfo, path, query or fragment."""
+        try:
+            parts = urlsplit(self.base_url)
+            host, port = parts.hostname or "", parts.port
+        except ValueError:  # malformed (a bad port): show nothing of it
+            return ""
+        if not parts.scheme or not host:
+            return ""
+        if ":" in host:  # an IPv6 literal
+            host = f"[{host}]"
+        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoint(platform={self.platform!r}, base_url={self.origin!r}, "
+            f"username={self.username!r})"
+        )
+
 
 def endpoints() -> dict[str, Endpoint]:
-    """Read at call time from settings (which read the environment), never at import time."""
+    """Read at call time from settings (which read the environment), never at import time.
+
+    Every secret read here is registered with :mod:`itsm.redaction`, so that it is masked in
+    payloads, stored errors and logs even where no pattern recognises it (a plain password).
+    """
     conf = settings.ITSM_ENDPOINTS
+    register_secrets(conf["JIRA_API_TOKEN"], username=conf["JIRA_EMAIL"])
+    register_secrets(conf["SERVICENOW_PASSWORD"], username=conf["SERVICENOW_USER"])
+    register_secrets(conf["LINEAR_API_KEY"], conf["GITHUB_TOKEN"])
+    # A Slack webhook URL carries its secret in the path after /services/ (or /workflows/,
+    # /triggers/); a URL with none of them is masked whole, since then we cannot tell.
+    webhook = conf["SLACK_WEBHOOK_URL"]
+    for segment in ("/services/", "/workflows/", "/triggers/"):
+        if segment in webhook:
+            webhook = webhook.split(segment, 1)[1].split("?", 1)[0].split("#", 1)[0]
+            break
+    register_secrets(webhook)
     return {
         "jira": Endpoint(
             "jira",

@@ -2,12 +2,20 @@
 
 One list of patterns, applied to strings and, recursively, to JSON-like structures. Each pattern
 keeps enough context (a key name, a token prefix) for a reader to see *what* was removed.
+
+Patterns only know credentials by their shape; a password such as ``Winter2026!`` has none. So the
+configuration also registers the literal values it reads (:func:`register_secrets`), and
+:func:`redact_text` masks those wherever they appear, whatever surrounds them.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from typing import Any
+import threading
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"
 
@@ -89,8 +97,73 @@ _SECRET_KEY_NAMES = re.compile(
 )
 
 
+# --- literal secrets ----------------------------------------------------------------------------
+
+# Shorter values would mask ordinary words and numbers in ticket texts.
+MIN_SECRET_LENGTH = 6
+
+
+class _SecretRegistry(NamedTuple):
+    """One immutable snapshot: readers take it with a single attribute read, without the lock."""
+
+    values: frozenset[str]  # what was registered (and derived): decides whether to rebuild
+    forms: tuple[str, ...]  # every literal to mask, longest first
+    pattern: re.Pattern[str] | None  # one alternation of ``forms``
+
+
+_EMPTY_REGISTRY = _SecretRegistry(frozenset(), (), None)
+_registry = _EMPTY_REGISTRY
+_registry_lock = threading.Lock()
+
+
+def _literal_forms(value: str, username: str | None) -> Iterable[str]:
+    """The value as written, URL-quoted (a password in a query string or a URL's userinfo), and
+    the base64 ``user:value`` of an ``Authorization: Basic`` header when the user is known."""
+    yield value
+    yield quote(value, safe="")
+    yield quote_plus(value, safe="")
+    if username:
+        yield base64.b64encode(f"{username}:{value}".encode()).decode("ascii")
+
+
+def register_secrets(*values: str | None, username: str | None = None) -> None:
+    """Masks these literal values in everything :func:`redact_text` sees from now on.
+
+    Empty values and values shorter than ``MIN_SECRET_LENGTH`` are ignored. With ``username``, the
+    base64 ``username:value`` form (HTTP basic auth) is masked too. Safe to call from any thread
+    and cheap to call again with values already registered (``endpoints()`` runs per client).
+    """
+    global _registry
+    wanted = {
+        form
+        for value in values
+        if value and len(value) >= MIN_SECRET_LENGTH
+        for form in _literal_forms(value, username)
+    }
+    if wanted <= _registry.values:
+        return
+    with _registry_lock:
+        known = _registry.values | wanted
+        if known == _registry.values:  # another thread registered them meanwhile
+            return
+        forms = tuple(sorted(known, key=lambda form: (-len(form), form)))
+        pattern = re.compile("|".join(re.escape(form) for form in forms))
+        _registry = _SecretRegistry(frozenset(known), forms, pattern)
+
+
+def _mask_literals(text: str) -> str:
+    registry = _registry
+    # The ``in`` scan is C-speed and, for the handful of secrets a deployment has, cheaper than
+    # running the alternation over every payload string that contains none of them.
+    if registry.pattern is not None and any(form in text for form in registry.forms):
+        return registry.pattern.sub(MASK, text)
+    return text
+
+
 def redact_text(text: str) -> str:
-    """``text`` with every credential the patterns know replaced by ``[REDACTED]``."""
+    """``text`` with every registered secret and every credential the patterns know replaced by
+    ``[REDACTED]``. Literals first, so that a pattern never leaves part of a secret behind."""
+    text = _mask_literals(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -85,41 +85,67 @@ class EmbeddedRedis(ChildService):
         raise RuntimeError(f"embedded redis did not start; see {self.directory / 'redis.log'}")
 
 
-ITSM_VARIABLES = (
-    "JIRA_BASE_URL",
-    "SERVICENOW_BASE_URL",
-    "SLACK_WEBHOOK_URL",
-    "LINEAR_API_URL",
-    "GITHUB_API_URL",
-)
+# Per platform: the variable that says where it lives, then what the fake needs, as templates
+# of the fakes' URL. The fakes are started without FAKE_* credentials, so they accept any: a
+# token the user set for a platform that still runs on the fake is kept, and works there too.
+FAKE_PLATFORMS: dict[str, dict[str, str]] = {
+    "Jira": {
+        "JIRA_BASE_URL": "{url}/jira",
+        "JIRA_EMAIL": "demo@example.com",
+        "JIRA_API_TOKEN": "demo-token",
+        "JIRA_PROJECT_KEY": "OPS",
+    },
+    "ServiceNow": {
+        "SERVICENOW_BASE_URL": "{url}/servicenow",
+        "SERVICENOW_USER": "demo",
+        "SERVICENOW_PASSWORD": "demo-password",
+    },
+    "Slack": {"SLACK_WEBHOOK_URL": "{url}/slack/services/T000/B000/demo"},
+    "Linear": {
+        "LINEAR_API_URL": "{url}/linear/graphql",
+        "LINEAR_API_KEY": "lin_api_demo",
+    },
+    "GitHub": {
+        "GITHUB_API_URL": "{url}/github",
+        "GITHUB_TOKEN": "demo-token",
+    },
+}
+
+
+def _base_url_variable(platform: str) -> str:
+    return next(iter(FAKE_PLATFORMS[platform]))
+
+
+def platforms_needing_fakes(env: dict[str, str]) -> list[str]:
+    """The platforms whose base URL is not set (an empty value counts as unset, as in settings)."""
+    return [name for name in FAKE_PLATFORMS if not env.get(_base_url_variable(name))]
+
+
+def fake_environment(env: dict[str, str], fakes_url: str) -> dict[str, str]:
+    """The variables to add to ``env`` so that every platform without a base URL uses the fakes.
+
+    Only those platforms, and for each only the variables that are unset (empty counts as unset):
+    whatever the user set, a project key or a token, is never overwritten.
+    """
+    added: dict[str, str] = {}
+    for name in platforms_needing_fakes(env):
+        for variable, template in FAKE_PLATFORMS[name].items():
+            if not env.get(variable):
+                added[variable] = template.format(url=fakes_url)
+    return added
 
 
 class EmbeddedFakes(ChildService):
     """The bundled fake Jira/ServiceNow/Slack/Linear/GitHub (``itsm.fakes``) on a free port.
 
-    Used when no ITSM base URL is set, so the demo works without external accounts. Jira bodies
-    are checked against Atlassian's ADF schema when it can be fetched from npm, else structurally.
+    Used for every platform whose base URL is not set, so the demo works without external
+    accounts. Jira bodies are checked against Atlassian's ADF schema when it can be fetched from
+    npm, else structurally.
     """
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def environment(self) -> dict[str, str]:
-        return {
-            "JIRA_BASE_URL": f"{self.url}/jira",
-            "JIRA_EMAIL": "demo@example.com",
-            "JIRA_API_TOKEN": "demo-token",
-            "JIRA_PROJECT_KEY": "OPS",
-            "SERVICENOW_BASE_URL": f"{self.url}/servicenow",
-            "SERVICENOW_USER": "demo",
-            "SERVICENOW_PASSWORD": "demo-password",
-            "SLACK_WEBHOOK_URL": f"{self.url}/slack/services/T000/B000/demo",
-            "LINEAR_API_URL": f"{self.url}/linear/graphql",
-            "LINEAR_API_KEY": "lin_api_demo",
-            "GITHUB_API_URL": f"{self.url}/github",
-            "GITHUB_TOKEN": "demo-token",
-        }
 
     def start(self, timeout: float = 30.0) -> None:
         from itsm.fakes.adf_schema import ensure_adf_schema
@@ -188,12 +214,14 @@ def main() -> int:
         env["REDIS_URL"] = redis.url
         print(f"Embedded Redis on {redis.url}", flush=True)
     fakes = None
-    if not any(env.get(name) for name in ITSM_VARIABLES):
-        fakes = EmbeddedFakes(VAR_DIR / "fakes")
-        fakes.start()
-        env.update(fakes.environment())
-        print(f"Fake Jira, ServiceNow, Slack, Linear and GitHub on {fakes.url}", flush=True)
     try:
+        if faked := platforms_needing_fakes(env):
+            fakes = EmbeddedFakes(VAR_DIR / "fakes")
+            fakes.start()
+            env.update(fake_environment(env, fakes.url))
+            print(f"Fake {', '.join(faked)} on {fakes.url}", flush=True)
+            if real := [name for name in FAKE_PLATFORMS if name not in faked]:
+                print(f"Real {', '.join(real)} as configured", flush=True)
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("load_demo", env=env)
         from honcho.environ import parse_procfile
