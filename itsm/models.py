@@ -59,6 +59,9 @@ class Ticket(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     sla_breached = models.BooleanField(default=False, db_index=True)
     sla_breached_at = models.DateTimeField(null=True, blank=True)
+    # When the SLA check last asked the platform about this ticket: the refresh goes round-robin,
+    # least recently checked (never checked) first, so no open ticket is starved.
+    sla_checked_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -3,18 +3,22 @@
 Targets (minutes to first response and to resolution, by priority) come from
 ``config/itsm_config.json``. The check runs on the leader only (beat), claims rows with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has it, and refreshes open tickets'
-response and resolution times from their platform before judging them.
+response and resolution times from their platform before judging them: ``REFRESH_BATCH`` a run,
+round-robin (least recently checked first), with the platform's own timestamps where it has them.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from itsm import metrics
 from itsm.clients import client_for
@@ -27,6 +31,28 @@ logger = logging.getLogger("itsm.sla")
 PRIORITY_BY_NAME = {"highest": "1", "high": "2", "medium": "3", "low": "4", "lowest": "5"}
 DEFAULT_PRIORITY = "3"
 REFRESH_BATCH = 50
+# Least recently checked first, never checked before all; among equals the earliest deadline.
+# NULLs are placed explicitly: SQLite sorts them first and PostgreSQL last.
+REFRESH_ORDER = (
+    F("sla_checked_at").asc(nulls_first=True),
+    F("sla_due_at").asc(nulls_last=True),
+    "id",
+)
+REFRESH_FIELDS = ["first_response_at", "resolved_at", "sla_checked_at", "updated_at"]
+JIRA_RESOLVED_STATUSES = ("done", "closed", "resolved")
+JIRA_WAITING_STATUSES = ("", "to do", "open", "new")
+SERVICENOW_RESOLVED_STATES = ("6", "7")  # Resolved, Closed
+_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # Jira's +0000
+
+
+@dataclass(frozen=True)
+class PlatformView:
+    """What a platform says about a ticket; the times are None where it does not say."""
+
+    responded: bool
+    resolved: bool
+    responded_at: datetime | None = None
+    resolved_at: datetime | None = None
 
 
 def priority_rank(priority: str) -> str:
@@ -60,30 +86,100 @@ def _open_tickets():
     )
 
 
+def parse_platform_time(value: Any) -> datetime | None:
+    """A platform's timestamp as an aware UTC datetime; None when absent or unreadable.
+
+    Jira writes ``2026-03-02T09:05:00.000+0000``; ServiceNow's Table API writes
+    ``2026-03-02 09:05:00``, in UTC.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = parse_datetime(_COMPACT_OFFSET.sub(r"\1:\2", value.strip()))
+    except ValueError:  # well formed but not a date, e.g. month 13
+        return None
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _jira_view(client: Any, ticket: Ticket) -> PlatformView:
+    issue = client.get_issue(ticket.external_key, ["status", "comment", "resolutiondate"])
+    fields = issue.get("fields") or {}
+    status = str((fields.get("status") or {}).get("name", "")).lower()
+    comments = (fields.get("comment") or {}).get("comments") or []
+    commented = [parse_platform_time(comment.get("created")) for comment in comments]
+    commented_at = [moment for moment in commented if moment is not None]
+    return PlatformView(
+        responded=bool(comments) or status not in JIRA_WAITING_STATUSES,
+        resolved=status in JIRA_RESOLVED_STATUSES,
+        responded_at=min(commented_at, default=None),
+        resolved_at=parse_platform_time(fields.get("resolutiondate")),
+    )
+
+
+def _servicenow_view(client: Any, ticket: Ticket) -> PlatformView:
+    record = client.get_incident(ticket.external_id)
+    state = str(record.get("state", "1"))
+    resolved = state in SERVICENOW_RESOLVED_STATES
+    resolved_at = None
+    if resolved:
+        resolved_at = parse_platform_time(record.get("resolved_at")) or parse_platform_time(
+            record.get("sys_updated_on")
+        )
+    return PlatformView(
+        responded=state != "1" or bool(record.get("comments")),
+        resolved=resolved,
+        resolved_at=resolved_at,
+    )
+
+
 def refresh_from_platform(ticket: Ticket, now: datetime) -> bool:
-    """Fills ``first_response_at``/``resolved_at`` from the platform's view; True if changed."""
+    """Fills ``first_response_at``/``resolved_at`` from the platform's view; True if changed.
+
+    The platform's own times are used where it has them, "now" (when the check saw the change)
+    where it has not; never a time later than now, since the change was seen by then.
+    """
     if ticket.status != Ticket.Status.CREATED or not ticket.external_id:
         return False
-    changed = False
     with client_for(ticket.platform) as client:
         if ticket.platform == "jira":
-            fields = client.get_issue(ticket.external_key, ["status", "comment"]).get("fields", {})
-            status = str((fields.get("status") or {}).get("name", "")).lower()
-            comments = (fields.get("comment") or {}).get("comments") or []
-            responded = bool(comments) or status not in ("", "to do", "open", "new")
-            resolved = status in ("done", "closed", "resolved")
+            view = _jira_view(client, ticket)
         else:
-            record = client.get_incident(ticket.external_id)
-            state = str(record.get("state", "1"))
-            responded = state != "1" or bool(record.get("comments"))
-            resolved = state in ("6", "7")  # Resolved, Closed
-    if responded and ticket.first_response_at is None:
-        ticket.first_response_at = now
+            view = _servicenow_view(client, ticket)
+    changed = False
+    resolved_at = min(view.resolved_at or now, now) if view.resolved else None
+    if resolved_at and ticket.resolved_at is None:
+        ticket.resolved_at = resolved_at
         changed = True
-    if resolved and ticket.resolved_at is None:
-        ticket.resolved_at = now
+    if (view.responded or view.resolved) and ticket.first_response_at is None:
+        responded_at = min(view.responded_at or now, now)
+        # Resolving a ticket answers it: a response is never later than the resolution.
+        if ticket.resolved_at is not None:
+            responded_at = min(responded_at, ticket.resolved_at)
+        ticket.first_response_at = responded_at
         changed = True
     return changed
+
+
+def _claim_refresh_batch(now: datetime) -> list[Ticket]:
+    """The next ``REFRESH_BATCH`` open tickets in round-robin order, stamped as checked at ``now``.
+
+    Stamping in the claim's transaction (rows locked, others skipped where the database can)
+    means an overlapping run takes the next tickets instead of the same ones, and a ticket whose
+    platform call fails still goes to the back of the queue instead of blocking it.
+    """
+    with transaction.atomic():
+        batch = _open_tickets().filter(status=Ticket.Status.CREATED).order_by(*REFRESH_ORDER)
+        if connection.features.has_select_for_update_skip_locked:
+            batch = batch.select_for_update(skip_locked=True)
+        tickets = list(batch[:REFRESH_BATCH])
+        Ticket.objects.filter(pk__in=[ticket.pk for ticket in tickets]).update(sla_checked_at=now)
+    for ticket in tickets:
+        ticket.sla_checked_at = now
+    return tickets
 
 
 def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str, Any]:
@@ -91,14 +187,10 @@ def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str
     now = now or timezone.now()
     refreshed = 0
     if refresh:
-        for ticket in (
-            _open_tickets()
-            .filter(status=Ticket.Status.CREATED)
-            .order_by("sla_due_at")[:REFRESH_BATCH]
-        ):
+        for ticket in _claim_refresh_batch(now):
             try:
                 if refresh_from_platform(ticket, now):
-                    ticket.save(update_fields=["first_response_at", "resolved_at", "updated_at"])
+                    ticket.save(update_fields=REFRESH_FIELDS)
                     refreshed += 1
             except ItsmError as exc:
                 logger.warning(
@@ -117,6 +209,8 @@ def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str
             .filter(
                 Q(sla_due_at__lte=now)
                 | Q(sla_response_due_at__lte=now, first_response_at__isnull=True)
+                # A response that came late, possibly seen only in this run's refresh.
+                | Q(first_response_at__gt=F("sla_response_due_at"))
             )
         )
         if connection.features.has_select_for_update_skip_locked:

@@ -6,10 +6,13 @@ time-machine, and the check refreshes each open ticket from its platform.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from itsm import outbox
@@ -48,6 +51,35 @@ def delivered_ticket(platform: str = "jira", priority: str = "2") -> Ticket:
         assert outbox.sweep() == {"delivered": 1}
     ticket.refresh_from_db()
     return ticket
+
+
+def delivered_tickets(count: int, priority: str = "2", first_job: int = 100) -> list[Ticket]:
+    """``count`` Jira tickets created at START and delivered in one sweep."""
+    tickets = [new_ticket("jira", priority, job_id=str(first_job + n)) for n in range(count)]
+    with time_machine.travel(START + timedelta(seconds=5), tick=True):
+        assert outbox.sweep(limit=count) == {"delivered": count}
+    return [Ticket.objects.get(pk=ticket.pk) for ticket in tickets]
+
+
+def delivered_ticket_now(platform: str, priority: str = "2") -> Ticket:
+    """A ticket created and delivered at the real clock: the fakes (another process) stamp their
+    comments and updates with it, so the platform's times fall inside the ticket's deadlines."""
+    template = "rca_issue" if platform == "jira" else "rca_incident"
+    ticket, _ = create_from_template(
+        job_id="70",
+        platform=platform,
+        template_name=template,
+        variables={**RCA_VARIABLES, "job_id": "70", "priority": priority},
+    )
+    assert outbox.sweep() == {"delivered": 1}
+    ticket.refresh_from_db()
+    return ticket
+
+
+def comment_on_each(tickets: list[Ticket]) -> None:
+    with client_for("jira") as jira:
+        for ticket in tickets:
+            jira.add_comment(ticket.external_key, "Looking into it.")
 
 
 def breaches(platform: str) -> float:
@@ -188,6 +220,184 @@ def test_check_keeps_going_when_the_platform_cannot_be_reached(itsm_endpoints, f
         result = sla.check_slas()
 
     assert result == {"refreshed": 0, "newly_breached": 1}
+
+
+def test_every_open_ticket_is_refreshed_over_successive_runs_not_only_the_most_urgent(
+    itsm_endpoints, fakes
+):
+    urgent = delivered_tickets(sla.REFRESH_BATCH, priority="2", first_job=100)
+    later = delivered_tickets(5, priority="3", first_job=500)  # later deadlines
+    comment_on_each(urgent + later)
+
+    runs = []
+    for minute in (1, 2):
+        with time_machine.travel(START + timedelta(minutes=minute), tick=True):
+            runs.append(sla.check_slas()["refreshed"])
+
+    assert runs == [sla.REFRESH_BATCH, 5]
+    assert not Ticket.objects.filter(first_response_at__isnull=True).exists()
+
+
+def test_the_refresh_takes_the_least_recently_checked_tickets_first(itsm_endpoints, fakes):
+    urgent = delivered_tickets(sla.REFRESH_BATCH, priority="2", first_job=100)
+    later = delivered_tickets(5, priority="3", first_job=500)
+    checks = [START + timedelta(minutes=minute) for minute in (1, 2, 3)]
+
+    for moment in checks:
+        with time_machine.travel(moment, tick=True):
+            sla.check_slas(moment)
+
+    checked_at = dict(Ticket.objects.values_list("pk", "sla_checked_at"))
+    assert {checked_at[ticket.pk] for ticket in urgent} == {checks[2]}
+    assert {checked_at[ticket.pk] for ticket in later} == {checks[1]}
+
+
+def test_tickets_without_a_deadline_are_refreshed_after_those_with_one_on_every_database(
+    itsm_endpoints, fakes, monkeypatch
+):
+    monkeypatch.setattr(sla, "REFRESH_BATCH", 1)
+    untimed, timed = delivered_tickets(2)
+    Ticket.objects.filter(pk=untimed.pk).update(sla_due_at=None, sla_response_due_at=None)
+    comment_on_each([untimed, timed])
+
+    with time_machine.travel(START + timedelta(minutes=1), tick=True):
+        assert sla.check_slas()["refreshed"] == 1
+
+    untimed.refresh_from_db()
+    timed.refresh_from_db()
+    assert timed.first_response_at is not None
+    assert untimed.first_response_at is None
+
+
+def test_a_ticket_whose_refresh_fails_does_not_hold_up_the_others(
+    itsm_endpoints, fakes, monkeypatch
+):
+    monkeypatch.setattr(sla, "REFRESH_BATCH", 1)
+    missing, present = delivered_tickets(2)
+    Ticket.objects.filter(pk=missing.pk).update(external_key="OPS-9999")  # gone from Jira
+    comment_on_each([present])
+
+    for minute in (1, 2):
+        with time_machine.travel(START + timedelta(minutes=minute), tick=True):
+            sla.check_slas()
+
+    present.refresh_from_db()
+    assert present.first_response_at is not None
+
+
+def test_a_first_response_noticed_after_its_deadline_is_flagged_as_a_breach_once(
+    itsm_endpoints, fakes
+):
+    ticket = delivered_ticket("servicenow", "2")
+    with client_for("servicenow") as servicenow:
+        servicenow.update_incident(ticket.external_id, {"state": "2"})  # In Progress
+    before = breaches("servicenow")
+
+    with time_machine.travel(ticket.sla_response_due_at + timedelta(minutes=30), tick=True):
+        first = sla.check_slas()
+        second = sla.check_slas()
+
+    ticket.refresh_from_db()
+    assert ticket.first_response_at > ticket.sla_response_due_at
+    assert ticket.resolved_at is None
+    assert (first["newly_breached"], second["newly_breached"]) == (1, 0)
+    assert ticket.sla_breached
+    assert breaches("servicenow") == before + 1
+
+
+def test_the_first_jira_comment_is_the_first_response_even_when_noticed_after_the_deadline(
+    itsm_endpoints, fakes
+):
+    ticket = delivered_ticket_now("jira", "2")
+    with client_for("jira") as jira:
+        first = jira.add_comment(ticket.external_key, "Looking into it.")
+        jira.add_comment(ticket.external_key, "Found the cause.")
+    commented_at = datetime.strptime(first["created"], "%Y-%m-%dT%H:%M:%S.%f%z")
+
+    with time_machine.travel(ticket.sla_response_due_at + timedelta(minutes=10), tick=True):
+        assert sla.check_slas()["newly_breached"] == 0
+
+    ticket.refresh_from_db()
+    assert ticket.first_response_at == commented_at
+    assert not ticket.sla_breached
+
+
+def test_a_jira_issue_done_without_a_resolution_date_is_resolved_when_the_check_sees_it(
+    itsm_endpoints, fakes
+):
+    ticket = delivered_ticket("jira", "2")
+    with client_for("jira") as jira:
+        jira.transition(ticket.external_key, ["Done"])  # the fake sends no resolutiondate
+    seen = START + timedelta(minutes=10)
+
+    with time_machine.travel(seen, tick=True):
+        sla.check_slas(seen)
+
+    ticket.refresh_from_db()
+    assert ticket.resolved_at == seen
+    assert ticket.first_response_at == seen
+
+
+def test_a_servicenow_resolution_takes_its_time_from_the_incident(itsm_endpoints, fakes):
+    ticket = delivered_ticket_now("servicenow", "2")
+    with client_for("servicenow") as servicenow:
+        record = servicenow.update_incident(ticket.external_id, {"state": "6"})  # Resolved
+    updated = datetime.strptime(record["sys_updated_on"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+    with time_machine.travel(ticket.sla_due_at + timedelta(hours=1), tick=True):
+        assert sla.check_slas()["newly_breached"] == 0
+
+    ticket.refresh_from_db()
+    assert ticket.resolved_at == updated
+    assert ticket.first_response_at == updated  # resolving it was the response
+    assert not ticket.sla_breached
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-02T09:05:00.000+0000", datetime(2026, 3, 2, 9, 5, tzinfo=UTC)),
+        ("2026-03-02T10:05:00.250+0100", datetime(2026, 3, 2, 9, 5, 0, 250000, tzinfo=UTC)),
+        ("2026-03-02T09:05:00Z", datetime(2026, 3, 2, 9, 5, tzinfo=UTC)),
+        ("2026-03-02 09:05:00", datetime(2026, 3, 2, 9, 5, tzinfo=UTC)),
+        ("", None),
+        (None, None),
+        ("yesterday", None),
+        ("2026-13-45 09:05:00", None),
+    ],
+)
+def test_platform_timestamps_are_read_as_utc_and_unreadable_ones_are_ignored(text, expected):
+    assert sla.parse_platform_time(text) == expected
+
+
+def test_the_check_writes_only_the_columns_it_changes(itsm_endpoints, fakes):
+    done, overdue = delivered_tickets(2)
+    with client_for("jira") as jira:
+        jira.transition(done.external_key, ["Done"])
+    Ticket.objects.filter(pk=overdue.pk).update(sla_due_at=START)
+
+    with (
+        time_machine.travel(START + timedelta(minutes=10), tick=True),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        result = sla.check_slas()
+
+    assert result == {"refreshed": 1, "newly_breached": 1}
+    written = {
+        column
+        for query in queries.captured_queries
+        if query["sql"].startswith('UPDATE "itsm_ticket"')
+        for column in re.findall(r'"(\w+)" = ', query["sql"].split(" WHERE ")[0])
+    }
+    assert written <= {
+        "first_response_at",
+        "resolved_at",
+        "sla_checked_at",
+        "updated_at",
+        "sla_breached",
+        "sla_breached_at",
+    }
+    assert {"first_response_at", "resolved_at", "sla_breached"} <= written
 
 
 # --- compliance -------------------------------------------------------------------------------
