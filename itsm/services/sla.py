@@ -182,37 +182,59 @@ def _claim_refresh_batch(now: datetime) -> list[Ticket]:
     return tickets
 
 
+LAST_LOOK_BATCH = 200
+
+
+def _breach_candidates(now: datetime):
+    return (
+        _open_tickets()
+        .filter(sla_breached=False)
+        .filter(
+            Q(sla_due_at__lte=now)
+            | Q(sla_response_due_at__lte=now, first_response_at__isnull=True)
+            # A response that came late, possibly seen only in this run's refresh.
+            | Q(first_response_at__gt=F("sla_response_due_at"))
+        )
+    )
+
+
+def _refresh(ticket: Ticket, now: datetime) -> bool:
+    try:
+        if refresh_from_platform(ticket, now):
+            ticket.save(update_fields=REFRESH_FIELDS)
+            return True
+    except ItsmError as exc:
+        logger.warning(
+            "itsm.sla.refresh_failed",
+            extra={"event": "itsm.sla.refresh_failed", "ticket": ticket.pk, "error": str(exc)},
+        )
+    return False
+
+
 def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str, Any]:
-    """The periodic SLA check: refresh, flag new breaches, publish the gauges."""
+    """The periodic SLA check: refresh, flag new breaches (the ``/metrics`` gauges read them)."""
     now = now or timezone.now()
     refreshed = 0
     if refresh:
-        for ticket in _claim_refresh_batch(now):
-            try:
-                if refresh_from_platform(ticket, now):
-                    ticket.save(update_fields=REFRESH_FIELDS)
-                    refreshed += 1
-            except ItsmError as exc:
-                logger.warning(
-                    "itsm.sla.refresh_failed",
-                    extra={
-                        "event": "itsm.sla.refresh_failed",
-                        "ticket": ticket.pk,
-                        "error": str(exc),
-                    },
-                )
+        batch = _claim_refresh_batch(now)
+        refreshed += sum(_refresh(ticket, now) for ticket in batch)
+        # A last look at each ticket about to be judged that the rotation has not reached: it
+        # may have been answered or resolved in time, and a breach is never taken back.
+        last_look = (
+            _breach_candidates(now)
+            .filter(status=Ticket.Status.CREATED)
+            .exclude(pk__in=[ticket.pk for ticket in batch])
+            .order_by("id")[:LAST_LOOK_BATCH]
+        )
+        for ticket in last_look:
+            ticket.sla_checked_at = now
+            if _refresh(ticket, now):
+                refreshed += 1
+            else:
+                Ticket.objects.filter(pk=ticket.pk).update(sla_checked_at=now)
     newly_breached = 0
     with transaction.atomic():
-        candidates = (
-            _open_tickets()
-            .filter(sla_breached=False)
-            .filter(
-                Q(sla_due_at__lte=now)
-                | Q(sla_response_due_at__lte=now, first_response_at__isnull=True)
-                # A response that came late, possibly seen only in this run's refresh.
-                | Q(first_response_at__gt=F("sla_response_due_at"))
-            )
-        )
+        candidates = _breach_candidates(now)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         for ticket in candidates:

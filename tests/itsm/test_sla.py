@@ -13,6 +13,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from itsm import outbox
@@ -422,3 +423,22 @@ def test_compliance_is_the_share_of_tracked_tickets_within_sla():
 
 def test_compliance_without_tracked_tickets_is_complete():
     assert sla.compliance() == {"tracked": 0, "breached": 0, "compliance": 1.0}
+
+
+def test_a_ticket_answered_in_time_but_outside_the_rotation_is_looked_at_before_it_is_judged(
+    itsm_endpoints, fakes
+):
+    """More open tickets than one refresh batch: the rotation has not reached the answered one
+    when its deadline passes, and a breach is never taken back, so it gets a last look."""
+    others = delivered_tickets(sla.REFRESH_BATCH, first_job=500)
+    answered = delivered_ticket_now("jira", "2")
+    Ticket.objects.filter(pk__in=[t.pk for t in others]).update(sla_checked_at=None)
+    Ticket.objects.filter(pk=answered.pk).update(sla_checked_at=timezone.now())
+    comment_on_each([answered])
+
+    with time_machine.travel(answered.sla_response_due_at + timedelta(minutes=1), tick=True):
+        sla.check_slas()
+
+    answered.refresh_from_db()
+    assert answered.first_response_at is not None
+    assert not answered.sla_breached
