@@ -317,18 +317,22 @@ class NewTicketView(OperatorRequiredMixin, View):
             return self.create(request, draft)
         return self.dry_run(request, draft)
 
+    @staticmethod
+    def submit(request, draft: Draft, *, dry_run: bool):
+        return ticket_service.create_from_template(
+            job_id=draft.job_id,
+            platform=draft.platform,
+            template_name=draft.template.name,
+            variables=draft.variables,
+            dry_run=dry_run,
+            user=request.user,
+        )
+
     def dry_run(self, request, draft: Draft):
         if draft.job_id_errors:
             return self.render_form(request, draft, status=422)
         try:
-            ticket, _ = ticket_service.create_from_template(
-                job_id=draft.job_id,
-                platform=draft.platform,
-                template_name=draft.template.name,
-                variables=draft.variables,
-                dry_run=True,
-                user=request.user,
-            )
+            ticket, _ = self.submit(request, draft, dry_run=True)
         except (TemplateError, ValidationFailed) as exc:
             record_failure(draft, exc)
             return self.render_form(request, draft, status=422)
@@ -345,13 +349,7 @@ class NewTicketView(OperatorRequiredMixin, View):
         if draft.job_id_errors:
             return self.render_form(request, draft, status=422)
         try:
-            ticket, created = ticket_service.create_from_template(
-                job_id=draft.job_id,
-                platform=draft.platform,
-                template_name=draft.template.name,
-                variables=draft.variables,
-                user=request.user,
-            )
+            ticket, created = self.submit(request, draft, dry_run=False)
         except NotConfigured as exc:
             draft.general_errors.append(f"{exc.message}.")
             return self.render_form(request, draft, status=503)

@@ -1198,15 +1198,7 @@ class JiraFake(Platform):
             }
             for kind in ISSUE_TYPES
         ]
-        return json_response(
-            200,
-            {
-                "issueTypes": types[start : start + size],
-                "maxResults": size,
-                "startAt": start,
-                "total": len(types),
-            },
-        )
+        return _page_response("issueTypes", types, start, size)
 
     def createmeta_fields(self, request: Request) -> Response:
         project = self._createmeta_project(request)
@@ -1215,15 +1207,7 @@ class JiraFake(Platform):
             raise fail(404, f"Issue type with id '{request.params['type_id']}' does not exist.")
         start, size = _page_args(request, default=50, cap=200)
         fields = _create_fields(request.origin, project, kind, self.sprints)
-        return json_response(
-            200,
-            {
-                "fields": fields[start : start + size],
-                "maxResults": size,
-                "startAt": start,
-                "total": len(fields),
-            },
-        )
+        return _page_response("fields", fields, start, size)
 
     def list_priorities(self, request: Request) -> Response:
         return json_response(
@@ -1527,6 +1511,12 @@ def _create_fields(
         ),
     ]
     return fields
+
+
+def _page_response(key: str, items: list[Any], start: int, size: int) -> Response:
+    """One ``startAt``/``maxResults`` page of ``items`` under ``key``, with the total."""
+    page = {key: items[start : start + size], "maxResults": size, "startAt": start}
+    return json_response(200, {**page, "total": len(items)})
 
 
 def _page_args(request: Request, default: int, cap: int) -> tuple[int, int]:
