@@ -432,7 +432,11 @@ def get_template(platform: str, name: str) -> TemplateInfo:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _fail(info: TemplateInfo, message: str, missing: list[str] | None = None) -> TemplateError:
+def _fail(
+    info: TemplateInfo, message: str, missing: list[str] | None = None, *, count: bool = True
+) -> TemplateError:
+    if not count:
+        return TemplateError(message, template_name=info.name, missing=missing)
     TEMPLATE_RENDERING_ERRORS.labels(template_name=info.name).inc()
     logger.warning(
         "itsm.template_render_failed",
@@ -447,26 +451,29 @@ def _fail(info: TemplateInfo, message: str, missing: list[str] | None = None) ->
     return TemplateError(message, template_name=info.name, missing=missing)
 
 
-def render(info: TemplateInfo, variables: Mapping[str, Any]) -> dict[str, str]:
+def render(
+    info: TemplateInfo, variables: Mapping[str, Any], *, count_errors: bool = True
+) -> dict[str, str]:
     """Each field's text with the variables filled in, in the template's field order.
 
     Variables the template does not use are ignored; None counts as not supplied. For "format"
     every value is inserted as ``str(value)``; for "jinja" values are passed as JSON-like data
     (lists and dicts stay iterable) and the output is text. TemplateError, counted in
     ``itsm_template_rendering_errors_total``, lists every missing variable at once.
+    ``count_errors=False`` for previews: a half-typed draft is not a rendering failure.
     """
     supplied = {key: value for key, value in variables.items() if value is not None}
     values: dict[str, Any] = {**_defaults(info.platform), **supplied}
     try:
         used = _all_variables(info.engine, info.fields)
     except TemplateError as exc:
-        raise _fail(info, exc.message) from exc
+        raise _fail(info, exc.message, count=count_errors) from exc
     missing = sorted(used - set(values))
 
     convert: Callable[[Any], Any] = str if info.engine == "format" else _plain_data
     values = {key: convert(value) for key, value in values.items() if key in used}
     if missing and info.engine == "format":
-        raise _fail(info, f"missing variables: {', '.join(missing)}", missing)
+        raise _fail(info, f"missing variables: {', '.join(missing)}", missing, count=count_errors)
 
     rendered: dict[str, str] = {}
     for field_name, text in info.fields.items():
@@ -479,8 +486,10 @@ def render(info: TemplateInfo, variables: Mapping[str, Any]) -> dict[str, str]:
             if missing and isinstance(exc.__cause__, UndefinedError):
                 # A Jinja variable the template guards with "default" or "is defined" may be left
                 # out; only when rendering fails is its absence the caller's error.
-                raise _fail(info, f"missing variables: {', '.join(missing)}", missing) from exc
-            raise _fail(info, f"{field_name}: {exc.message}") from exc
+                raise _fail(
+                    info, f"missing variables: {', '.join(missing)}", missing, count=count_errors
+                ) from exc
+            raise _fail(info, f"{field_name}: {exc.message}", count=count_errors) from exc
     return rendered
 
 

@@ -79,7 +79,7 @@ def preview(platform: str, template_name: str, variables: dict[str, Any]) -> Pre
     result.missing = [name for name in info.variables if name not in given]
     placeholder = {name: f"{{{name}}}" for name in result.missing}
     try:
-        result.fields = render(info, {**placeholder, **given})
+        result.fields = render(info, {**placeholder, **given}, count_errors=False)
     except TemplateError as exc:
         result.errors.append({"field": "template", "code": "template_error", "message": str(exc)})
         return result

@@ -427,3 +427,22 @@ def test_a_template_with_a_field_the_platform_does_not_know_is_refused_when_save
 
 def test_a_jira_template_may_leave_project_and_issue_type_to_the_defaults():
     assert check_template("jira", "format", {"summary": "RCA {job_name}"}) == []
+
+
+@pytest.mark.django_db
+def test_a_preview_of_a_broken_template_is_not_counted_as_a_rendering_failure():
+    from itsm.services.tickets import preview
+
+    TicketTemplate.objects.create(
+        platform="servicenow", name="half_done", engine="jinja",
+        fields={"short_description": "{{ job_name }}", "description": "{{ details | int // 0 }}"},
+    )  # fmt: skip
+    labels = {"template_name": "half_done"}
+    before = REGISTRY.get_sample_value("itsm_template_rendering_errors_total", labels) or 0
+
+    result = preview("servicenow", "half_done", {"job_name": "x", "details": "y"})
+
+    assert result.errors
+    assert (
+        REGISTRY.get_sample_value("itsm_template_rendering_errors_total", labels) or 0
+    ) == before
