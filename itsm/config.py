@@ -23,6 +23,9 @@ from itsm.redaction import register_secrets
 
 PLATFORMS = ("jira", "servicenow", "slack", "linear", "github")
 TICKET_PLATFORMS = ("jira", "servicenow")
+# Priority ranks ("1" is the most urgent) and Jira's default priority names for them. Templates
+# may give either; Jira is sent the name, SLA targets are looked up by rank.
+PRIORITY_NAMES = {"1": "Highest", "2": "High", "3": "Medium", "4": "Low", "5": "Lowest"}
 
 
 @dataclass(frozen=True)

@@ -102,46 +102,24 @@ def deliver(message_id: int) -> str:
     if not claim(message_id):
         return "skipped"
     message = OutboxMessage.objects.select_related("ticket").get(pk=message_id)
+    # Anything else than an ItsmError is a bug, not the platform: it propagates, the message stays
+    # pending (the claim lapses) and the task fails loudly.
     try:
         result = HANDLERS[message.kind](message) or {}
     except (RetryableError, NotConfigured) as exc:
-        attempts = message.attempts
-        delay = backoff_seconds(attempts)
+        delay = backoff_seconds(message.attempts)
         if isinstance(exc, RetryableError) and exc.retry_after:
             delay = max(delay, exc.retry_after)  # a quota that resets in an hour means an hour
-        OutboxMessage.objects.filter(pk=message.pk).update(
+        _record_failure(
+            message, exc, "itsm.outbox.postponed", logging.WARNING,
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            last_error=redact_text(str(exc))[:2000],
-        )
-        logger.warning(
-            "itsm.outbox.postponed",
-            extra={
-                "event": "itsm.outbox.postponed",
-                "kind": message.kind,
-                "message_id": message.pk,
-                "attempts": attempts,
-                "error": redact_text(str(exc)),
-            },
-        )
+        )  # fmt: skip
         return OutboxMessage.Status.PENDING
     except ItsmError as exc:  # rejected or invalid: retrying cannot help
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            status=OutboxMessage.Status.DEAD,
-            last_error=redact_text(str(exc))[:2000],
-        )
-        logger.error(
-            "itsm.outbox.dead",
-            extra={
-                "event": "itsm.outbox.dead",
-                "kind": message.kind,
-                "message_id": message.pk,
-                "error": redact_text(str(exc)),
-            },
+        _record_failure(
+            message, exc, "itsm.outbox.dead", logging.ERROR, status=OutboxMessage.Status.DEAD
         )
         return OutboxMessage.Status.DEAD
-    except Exception:
-        # A bug, not the platform: leave it pending (the claim lapses) and let the task fail loudly.
-        raise
     OutboxMessage.objects.filter(pk=message.pk).update(
         status=OutboxMessage.Status.DELIVERED,
         delivered_at=timezone.now(),
@@ -149,6 +127,24 @@ def deliver(message_id: int) -> str:
         result=redact(result),
     )
     return OutboxMessage.Status.DELIVERED
+
+
+def _record_failure(
+    message: OutboxMessage, exc: Exception, event: str, level: int, **changes: Any
+) -> None:
+    error = redact_text(str(exc))
+    OutboxMessage.objects.filter(pk=message.pk).update(last_error=error[:2000], **changes)
+    logger.log(
+        level,
+        event,
+        extra={
+            "event": event,
+            "kind": message.kind,
+            "message_id": message.pk,
+            "attempts": message.attempts,
+            "error": error,
+        },
+    )
 
 
 def due_message_ids(now: datetime | None = None, limit: int = 100) -> list[int]:

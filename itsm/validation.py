@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from itsm.config import PRIORITY_NAMES
 from itsm.errors import FieldError, ValidationFailed
 from itsm.metrics import VALIDATION_ERRORS
 
@@ -74,7 +75,7 @@ class _Schema:
 # --- the schemas ----------------------------------------------------------------------------
 
 JIRA_ISSUE_TYPES = ("Task", "Bug", "Story", "Epic", "Sub-task")
-JIRA_PRIORITIES = ("1", "2", "3", "4", "5", "Highest", "High", "Medium", "Low", "Lowest")
+JIRA_PRIORITIES = (*PRIORITY_NAMES, *PRIORITY_NAMES.values())
 JIRA_PROJECT_KEY = r"^[A-Z][A-Z0-9_]{1,9}$"
 JIRA_ISSUE_KEY = r"^[A-Z][A-Z0-9_]{1,9}-[1-9][0-9]*$"
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"

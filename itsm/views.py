@@ -75,9 +75,10 @@ def variables_by_field(info: TemplateInfo) -> dict[str, list[str]]:
     return {name: _names_in_order(info, text) for name, text in info.fields.items()}
 
 
-def variables_in_order(info: TemplateInfo) -> list[str]:
+def variables_in_order(info: TemplateInfo, uses: dict[str, list[str]] | None = None) -> list[str]:
     """The variables in the order the ticket reads (summary before description), not A to Z."""
-    ordered = [name for names in variables_by_field(info).values() for name in names]
+    uses = variables_by_field(info) if uses is None else uses
+    ordered = [name for names in uses.values() for name in names]
     return list(dict.fromkeys([*ordered, *info.variables]))
 
 
@@ -94,30 +95,33 @@ def suggested_values(info: TemplateInfo) -> dict[str, list[str]]:
     return suggestions
 
 
+def _catalog_entry(info: TemplateInfo) -> dict[str, Any]:
+    uses = variables_by_field(info)
+    suggestions = suggested_values(info)
+    return {
+        "platform": info.platform,
+        "name": info.name,
+        "source": info.source,
+        "description": info.description,
+        "fields": list(info.fields),
+        "defaults": info.defaults,
+        "uses": uses,
+        "variables": [
+            {
+                "name": name,
+                "long": is_long_variable(name),
+                "suggestions": suggestions.get(name, []),
+            }
+            for name in variables_in_order(info, uses)
+        ],
+    }
+
+
 def template_catalog(templates: list[TemplateInfo]) -> dict[str, Any]:
     """What the page's script needs to rebuild the form: embedded with ``json_script``."""
     return {
         "platforms": [{"value": p, "label": PLATFORM_LABELS[p]} for p in PLATFORM_ORDER],
-        "templates": [
-            {
-                "platform": info.platform,
-                "name": info.name,
-                "source": info.source,
-                "description": info.description,
-                "fields": list(info.fields),
-                "defaults": info.defaults,
-                "uses": variables_by_field(info),
-                "variables": [
-                    {
-                        "name": name,
-                        "long": is_long_variable(name),
-                        "suggestions": suggested_values(info).get(name, []),
-                    }
-                    for name in variables_in_order(info)
-                ],
-            }
-            for info in templates
-        ],
+        "templates": [_catalog_entry(info) for info in templates],
         "urls": {"preview": reverse("api:ticket-preview")},
     }
 

@@ -42,18 +42,10 @@ class TemplateQuerySerializer(serializers.Serializer):
     platform = serializers.ChoiceField(choices=TICKET_PLATFORMS, required=False)
 
 
-class FromTemplateSerializer(serializers.Serializer):
-    job_id = serializers.CharField(max_length=200)
+class PreviewSerializer(serializers.Serializer):
     platform = serializers.ChoiceField(choices=TICKET_PLATFORMS)
     template_name = serializers.CharField(max_length=100)
     variables = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
-    dry_run = serializers.BooleanField(required=False, default=False)
-    wait = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="Wait (up to ITSM_API_WAIT_SECONDS) for the worker to deliver the ticket; "
-        "then a rejection answers 502 and an unavailable platform 503.",
-    )
 
     def validate_variables(self, value: dict) -> dict:
         if len(value) > 50:
@@ -66,10 +58,15 @@ class FromTemplateSerializer(serializers.Serializer):
         return value
 
 
-class PreviewSerializer(serializers.Serializer):
-    platform = serializers.ChoiceField(choices=TICKET_PLATFORMS)
-    template_name = serializers.CharField(max_length=100)
-    variables = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+class FromTemplateSerializer(PreviewSerializer):
+    job_id = serializers.CharField(max_length=200)
+    dry_run = serializers.BooleanField(required=False, default=False)
+    wait = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Wait (up to ITSM_API_WAIT_SECONDS) for the worker to deliver the ticket; "
+        "then a rejection answers 502 and an unavailable platform 503.",
+    )
 
 
 class FieldErrorSerializer(serializers.Serializer):

@@ -1,13 +1,32 @@
 """One client per platform, all on :class:`itsm.clients.base.HttpClient` (one retry policy)."""
 
-from itsm.clients.base import CallLog
-from itsm.clients.github import GitHubClient, github_client
-from itsm.clients.jira import CreatedTicket, JiraClient, jira_client
-from itsm.clients.linear import LinearClient, linear_client
-from itsm.clients.servicenow import ServiceNowClient, servicenow_client
-from itsm.clients.slack import SlackClient, slack_client
+from typing import Any
+
+from itsm.clients.base import CallLog, HttpClient
+from itsm.clients.github import GitHubClient
+from itsm.clients.jira import CreatedTicket, JiraClient
+from itsm.clients.linear import LinearClient
+from itsm.clients.servicenow import ServiceNowClient
+from itsm.clients.slack import SlackClient
+from itsm.config import endpoints
+
+CLIENTS: dict[str, type[HttpClient]] = {
+    "jira": JiraClient,
+    "servicenow": ServiceNowClient,
+    "slack": SlackClient,
+    "linear": LinearClient,
+    "github": GitHubClient,
+}
+
+
+def client_for(platform: str, **kwargs: Any) -> Any:
+    """The client of ``platform`` on its configured endpoint (NotConfigured when its base URL is
+    unset); ``kwargs`` go to the client (``config=``, ``transport=``, ``sleep=``)."""
+    return CLIENTS[platform](endpoints()[platform], **kwargs)
+
 
 __all__ = [
+    "CLIENTS",
     "CallLog",
     "CreatedTicket",
     "GitHubClient",
@@ -16,21 +35,4 @@ __all__ = [
     "ServiceNowClient",
     "SlackClient",
     "client_for",
-    "github_client",
-    "jira_client",
-    "linear_client",
-    "servicenow_client",
-    "slack_client",
 ]
-
-
-def client_for(platform: str, **kwargs):
-    """The configured client of ``platform`` (NotConfigured when its base URL is unset)."""
-    factories = {
-        "jira": jira_client,
-        "servicenow": servicenow_client,
-        "slack": slack_client,
-        "linear": linear_client,
-        "github": github_client,
-    }
-    return factories[platform](**kwargs)

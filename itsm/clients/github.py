@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from itsm.clients.base import HttpClient
-from itsm.config import Endpoint, endpoints
 
 MAX_LOG_BYTES = 5 * 1024 * 1024
 
@@ -52,7 +49,3 @@ class GitHubClient(HttpClient):
             ),
             retry_ambiguous=False,
         )
-
-
-def github_client(endpoint: Endpoint | None = None, **kwargs: Any) -> GitHubClient:
-    return GitHubClient(endpoint or endpoints()["github"], **kwargs)

@@ -15,13 +15,12 @@ from typing import Any
 import httpx
 
 from itsm.clients.base import CallLog, HttpClient, poll_until
-from itsm.config import Endpoint, endpoints
+from itsm.config import PRIORITY_NAMES
 from itsm.errors import ItsmError
 from itsm.redaction import redact
 
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
 BULK_LIMIT = 50
-PRIORITY_NAMES = {"1": "Highest", "2": "High", "3": "Medium", "4": "Low", "5": "Lowest"}
 
 
 @dataclass(frozen=True)
@@ -515,7 +514,3 @@ class JiraClient(HttpClient):
                 "POST", f"/rest/agile/1.0/sprint/{sprint_id}/issue",
                 json={"issues": keys[offset : offset + BULK_LIMIT]}, expect=(204,),
             )  # fmt: skip
-
-
-def jira_client(endpoint: Endpoint | None = None, **kwargs: Any) -> JiraClient:
-    return JiraClient(endpoint or endpoints()["jira"], **kwargs)

@@ -15,7 +15,6 @@ from typing import Any
 
 from itsm.clients.base import CallLog, HttpClient, _Transient
 from itsm.clients.jira import CreatedTicket
-from itsm.config import Endpoint, endpoints
 from itsm.errors import UpstreamRejected
 
 ISSUE_FIELDS = "id identifier title url priority team { id key } labels { nodes { id name } }"
@@ -154,7 +153,3 @@ class LinearClient(HttpClient):
             reconciled=reconciled,
             log=log,
         )
-
-
-def linear_client(endpoint: Endpoint | None = None, **kwargs: Any) -> LinearClient:
-    return LinearClient(endpoint or endpoints()["linear"], **kwargs)

@@ -13,7 +13,6 @@ import httpx
 
 from itsm.clients.base import CallLog, HttpClient
 from itsm.clients.jira import CreatedTicket
-from itsm.config import Endpoint, endpoints
 from itsm.redaction import redact_text
 
 TABLE = "/api/now/table/incident"
@@ -65,9 +64,10 @@ class ServiceNowClient(HttpClient):
             found = self.find_by_correlation_id(idempotency_key)
             return self._created(found, log, reconciled=True) if found else None
 
+        # With a key, always look first: one consistent query, cheaper than a duplicate incident.
         return self.create_once(
             fields, create, find_existing if idempotency_key else None,
-            log=log, reconcile_first=reconcile_first,
+            log=log, reconcile_first=reconcile_first or bool(idempotency_key),
         )  # fmt: skip
 
     def _created(
@@ -113,7 +113,3 @@ class ServiceNowClient(HttpClient):
             reconcile=find,
             reconcile_first=reconcile_first,
         )
-
-
-def servicenow_client(endpoint: Endpoint | None = None, **kwargs: Any) -> ServiceNowClient:
-    return ServiceNowClient(endpoint or endpoints()["servicenow"], **kwargs)

@@ -16,7 +16,6 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block, HeaderBlock, SectionBlock
 
 from itsm.clients.base import CallLog, HttpClient
-from itsm.config import Endpoint, endpoints
 from itsm.errors import FieldError, ValidationFailed
 
 MAX_BLOCKS = 50
@@ -68,7 +67,3 @@ class SlackClient(HttpClient):
             check_blocks(blocks)
             body["blocks"] = blocks
         self.request("POST", "", json=body, expect=(200,), log=log)
-
-
-def slack_client(endpoint: Endpoint | None = None, **kwargs: Any) -> SlackClient:
-    return SlackClient(endpoint or endpoints()["slack"], **kwargs)

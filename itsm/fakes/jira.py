@@ -151,17 +151,9 @@ CREATE_FIELDS = (
     SPRINT_FIELD,
 )
 ADF_FIELDS = ("description", "environment")
+# What an issue read can return: the create fields and those Jira keeps itself.
 SEARCHABLE_FIELDS = (
-    "summary",
-    "issuetype",
-    "parent",
-    "project",
-    "description",
-    "environment",
-    "priority",
-    "labels",
-    "assignee",
-    "duedate",
+    *CREATE_FIELDS,
     "status",
     "created",
     "updated",
@@ -169,7 +161,6 @@ SEARCHABLE_FIELDS = (
     "comment",
     "attachment",
     "subtasks",
-    SPRINT_FIELD,
 )
 
 

@@ -22,13 +22,13 @@ from django.utils.dateparse import parse_datetime
 
 from itsm import metrics
 from itsm.clients import client_for
-from itsm.config import TICKET_PLATFORMS, get_config
+from itsm.config import PRIORITY_NAMES, TICKET_PLATFORMS, get_config
 from itsm.errors import ItsmError
 from itsm.models import Ticket
 
 logger = logging.getLogger("itsm.sla")
 
-PRIORITY_BY_NAME = {"highest": "1", "high": "2", "medium": "3", "low": "4", "lowest": "5"}
+PRIORITY_BY_NAME = {name.lower(): rank for rank, name in PRIORITY_NAMES.items()}
 DEFAULT_PRIORITY = "3"
 REFRESH_BATCH = 50
 # Least recently checked first, never checked before all; among equals the earliest deadline.
@@ -59,7 +59,7 @@ def priority_rank(priority: str) -> str:
     value = str(priority or "").strip().lower()
     if value in PRIORITY_BY_NAME:
         return PRIORITY_BY_NAME[value]
-    return value if value in {"1", "2", "3", "4", "5"} else DEFAULT_PRIORITY
+    return value if value in PRIORITY_NAMES else DEFAULT_PRIORITY
 
 
 def set_deadlines(ticket: Ticket, start: datetime) -> None:

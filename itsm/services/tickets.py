@@ -190,12 +190,12 @@ def deliver_ticket(ticket: Ticket, *, redelivery: bool = False) -> dict[str, Any
 
     A redelivery (or a ticket with recorded attempts) may follow a delivery whose answer was lost
     (a crash, a timeout): the client then looks for the ticket by idempotency key before
-    creating. ServiceNow always looks first: it is one consistent query.
+    creating.
     """
     if ticket.status == Ticket.Status.CREATED:
         return {"key": ticket.external_key, "already": True}
     log = CallLog()
-    reconcile_first = redelivery or ticket.attempts > 0 or ticket.platform == "servicenow"
+    reconcile_first = redelivery or ticket.attempts > 0
     try:
         created = send_ticket(ticket, log, reconcile_first=reconcile_first)
     except (RetryableError, UpstreamRejected, ValidationFailed) as exc:
