@@ -291,6 +291,34 @@ def _all_variables(engine: str, fields: Mapping[str, str]) -> set[str]:
     return names
 
 
+def variables_by_field(info: TemplateInfo) -> dict[str, list[str]]:
+    """Which of the template's variables each field uses, in the order they appear in it: the one
+    place that parses a template's text for names (pages place a field's errors beside the inputs
+    that feed it, and order the inputs as the ticket reads)."""
+    known = set(info.variables)
+    uses: dict[str, list[str]] = {}
+    for field_name, text in info.fields.items():
+        try:
+            if info.engine == "jinja":
+                found = [
+                    node.name
+                    for node in JINJA_ENV.parse(text).find_all(nodes.Name)
+                    if node.ctx == "load"
+                ]
+            else:
+                found = [value for kind, value in _parse_format(text) if kind == "variable"]
+        except (TemplateError, TemplateSyntaxError):  # an invalid template is refused elsewhere
+            found = []
+        uses[field_name] = [name for name in dict.fromkeys(found) if name in known]
+    return uses
+
+
+def variables_in_order(info: TemplateInfo) -> list[str]:
+    """The variables in the order the ticket reads (summary before description), not A to Z."""
+    ordered = [name for names in variables_by_field(info).values() for name in names]
+    return list(dict.fromkeys([*ordered, *info.variables]))
+
+
 def _defaults(platform: str) -> dict[str, str]:
     """Values used for variables the caller leaves out; read at call time, not import time."""
     if platform == "jira":

@@ -9,7 +9,6 @@ makes the preview live while typing.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +25,9 @@ from django.views.generic import DetailView, ListView
 from itsm.config import TICKET_PLATFORMS
 from itsm.errors import NotConfigured, TemplateError, ValidationFailed
 from itsm.models import Platform, Ticket
+from itsm.services import sla
 from itsm.services import tickets as ticket_service
-from itsm.templates import TemplateInfo, list_templates
+from itsm.templates import TemplateInfo, list_templates, variables_by_field, variables_in_order
 from itsm.validation import ANY_ISSUE_TYPE, SCHEMAS
 from portal.roles import OPERATORS, user_has_role
 
@@ -54,32 +54,6 @@ class OperatorRequiredMixin(LoginRequiredMixin):
 
 def is_long_variable(name: str) -> bool:
     return any(word in LONG_VARIABLE_WORDS for word in name.lower().split("_"))
-
-
-def _names_in_order(info: TemplateInfo, text: str) -> list[str]:
-    """The template's variables in one field's text, in the order they appear."""
-    if info.engine == "format":
-        try:
-            found = [name for _, name, _, _ in string.Formatter().parse(text) if name]
-        except ValueError:  # an invalid template never reaches the page; be safe anyway
-            found = []
-    else:  # jinja: a name match on the text is close enough to place errors and inputs
-        found = sorted((name for name in info.variables if name in text), key=text.find)
-    known = set(info.variables)
-    return [name for name in dict.fromkeys(found) if name in known]
-
-
-def variables_by_field(info: TemplateInfo) -> dict[str, list[str]]:
-    """Which of the template's variables each field uses, so that a field's error can be shown
-    beside the inputs that feed it."""
-    return {name: _names_in_order(info, text) for name, text in info.fields.items()}
-
-
-def variables_in_order(info: TemplateInfo, uses: dict[str, list[str]] | None = None) -> list[str]:
-    """The variables in the order the ticket reads (summary before description), not A to Z."""
-    uses = variables_by_field(info) if uses is None else uses
-    ordered = [name for names in uses.values() for name in names]
-    return list(dict.fromkeys([*ordered, *info.variables]))
 
 
 def suggested_values(info: TemplateInfo) -> dict[str, list[str]]:
@@ -112,7 +86,7 @@ def _catalog_entry(info: TemplateInfo) -> dict[str, Any]:
                 "long": is_long_variable(name),
                 "suggestions": suggestions.get(name, []),
             }
-            for name in variables_in_order(info, uses)
+            for name in variables_in_order(info)
         ],
     }
 
@@ -383,14 +357,6 @@ class NewTicketView(OperatorRequiredMixin, View):
 # --- ticket records ---------------------------------------------------------------------------
 
 
-def sla_state(ticket: Ticket) -> str:
-    if ticket.sla_breached:
-        return "breached"
-    if ticket.resolved_at is not None:
-        return "met"
-    return "open"
-
-
 def web_link(url: str) -> str:
     """The platform's URL, only when it is a web address (never ``javascript:`` and the like)."""
     return url if url.startswith(("https://", "http://")) else ""
@@ -419,7 +385,7 @@ class TicketListView(OperatorRequiredMixin, ListView):
         context = super().get_context_data(**kwargs)
         chosen = self.filters()
         for ticket in context["tickets"]:
-            ticket.sla_state = sla_state(ticket)
+            ticket.sla_state = sla.state_of(ticket)
             ticket.link = web_link(ticket.external_url)
         context["filters"] = chosen
         context["platform_choices"] = [(p, PLATFORM_LABELS[p]) for p in PLATFORM_ORDER]
@@ -441,7 +407,7 @@ class TicketDetailView(OperatorRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         ticket = self.object
-        context["sla_state"] = sla_state(ticket)
+        context["sla_state"] = sla.state_of(ticket)
         context["external_link"] = web_link(ticket.external_url)
         context["retries"] = [
             attempt for attempt in ticket.retry_metadata if isinstance(attempt, dict)

@@ -80,6 +80,15 @@ def is_breached(ticket: Ticket, now: datetime) -> bool:
     return bool(due and ((responded is None and due <= now) or (responded and responded > due)))
 
 
+def state_of(ticket: Ticket) -> str:
+    """The SLA state pages and lists show: ``breached``, ``met`` (resolved in time) or ``open``."""
+    if ticket.sla_breached:
+        return "breached"
+    if ticket.resolved_at is not None:
+        return "met"
+    return "open"
+
+
 def _open_tickets():
     return Ticket.objects.filter(platform__in=TICKET_PLATFORMS, resolved_at__isnull=True).exclude(
         status__in=[Ticket.Status.FAILED, Ticket.Status.DRY_RUN]
