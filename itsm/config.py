@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
-from itsm.redaction import register_secrets
+from portal.redaction import register_secrets
 
 PLATFORMS = ("jira", "servicenow", "slack", "linear", "github")
 TICKET_PLATFORMS = ("jira", "servicenow")
@@ -197,7 +197,7 @@ class Endpoint:
 def endpoints() -> dict[str, Endpoint]:
     """Read at call time from settings (which read the environment), never at import time.
 
-    Every secret read here is registered with :mod:`itsm.redaction`, so that it is masked in
+    Every secret read here is registered with :mod:`portal.redaction`, so that it is masked in
     payloads, stored errors and logs even where no pattern recognises it (a plain password).
     """
     conf = settings.ITSM_ENDPOINTS

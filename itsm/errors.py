@@ -2,7 +2,7 @@
 
 ``ValidationFailed``/``TemplateError`` → 422, ``UpstreamRejected`` → 502, ``RetryableError`` and
 ``NotConfigured`` → 503. Messages and fields are safe to show: they never carry credentials
-(upstream texts pass through :func:`itsm.redaction.redact_text` before they are kept).
+(upstream texts pass through :func:`portal.redaction.redact_text` before they are kept).
 """
 
 from __future__ import annotations

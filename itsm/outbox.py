@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from itsm.errors import ItsmError, NotConfigured, RetryableError
 from itsm.models import OutboxMessage, Ticket
-from itsm.redaction import redact, redact_text
+from portal.redaction import redact, redact_text
 
 logger = logging.getLogger("itsm.outbox")
 

@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 
-from itsm.redaction import redact_text
+from portal.redaction import redact_text
 
 access_logger = logging.getLogger("portal.access")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

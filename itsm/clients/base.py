@@ -35,8 +35,8 @@ from tenacity.stop import stop_base
 from itsm import metrics
 from itsm.config import Endpoint, ItsmConfig, get_config
 from itsm.errors import NotConfigured, RetryableError, UpstreamRejected, ValidationFailed
-from itsm.redaction import redact, redact_text
 from itsm.validation import ensure_valid
+from portal.redaction import redact, redact_text
 
 logger = logging.getLogger("itsm.clients")
 

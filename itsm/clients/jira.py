@@ -17,7 +17,7 @@ import httpx
 from itsm.clients.base import CallLog, HttpClient, poll_until
 from itsm.config import PRIORITY_NAMES
 from itsm.errors import ItsmError
-from itsm.redaction import redact
+from portal.redaction import redact
 
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
 BULK_LIMIT = 50

@@ -13,7 +13,7 @@ import httpx
 
 from itsm.clients.base import CallLog, HttpClient
 from itsm.clients.jira import CreatedTicket
-from itsm.redaction import redact_text
+from portal.redaction import redact_text
 
 TABLE = "/api/now/table/incident"
 # Priority -> (impact, urgency) under ServiceNow's default Priority Lookup Rules.

@@ -26,10 +26,10 @@ from itsm.errors import (
     ValidationFailed,
 )
 from itsm.models import Ticket
-from itsm.redaction import redact
 from itsm.services import sla
 from itsm.templates import TemplateInfo, get_template, render
 from itsm.validation import ensure_valid, validate
+from portal.redaction import redact
 
 TICKET_CREATE = "ticket.create"
 

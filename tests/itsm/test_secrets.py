@@ -1,7 +1,7 @@
 """Configured credentials are masked literally, even where no pattern knows their shape.
 
 A ServiceNow password such as ``Winter2026!`` looks like any other word; ``itsm.config.endpoints()``
-registers it (and every other configured secret) with ``itsm.redaction``, and ``redact_text`` masks
+registers it (and every other configured secret) with ``portal.redaction``, and ``redact_text`` masks
 it wherever it appears: an upstream error body, an outbound payload, a log line.
 """
 
@@ -20,8 +20,8 @@ from itsm.clients.base import upstream_error_fields
 from itsm.clients.servicenow import ServiceNowClient
 from itsm.config import Endpoint, endpoints, parse_config
 from itsm.errors import UpstreamRejected
-from itsm.redaction import MASK, redact, redact_text, register_secrets
 from portal.observability import RedactingFilter
+from portal.redaction import MASK, redact, redact_text, register_secrets
 
 PASSWORD = "Winter2026!"
 SLACK_PATH = "T0AB12CD3/B0EF45GH6/s3cr3tW3bh00kP4th"

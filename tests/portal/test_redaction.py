@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from itsm.redaction import MASK, redact, redact_text
+from portal.redaction import MASK, redact, redact_text
 
 # Real shapes (random characters): prefixes and lengths as each vendor documents them.
 GITHUB_CLASSIC = {
