@@ -15,11 +15,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from itsm import redaction
 from itsm.clients.base import upstream_error_fields
 from itsm.clients.servicenow import ServiceNowClient
 from itsm.config import Endpoint, endpoints, parse_config
 from itsm.errors import UpstreamRejected
+from portal import redaction
 from portal.observability import RedactingFilter
 from portal.redaction import MASK, redact, redact_text, register_secrets
 
