@@ -7,6 +7,8 @@ them to shared files, and ``/metrics`` (django-prometheus) aggregates every proc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -62,11 +64,16 @@ SLA_BREACHES_TOTAL = Counter(
 
 
 class SlaCollector:
-    """``itsm_tickets_sla_open`` and ``itsm_tickets_sla_breached`` by platform, from the tickets."""
+    """``itsm_tickets_sla_open`` and ``itsm_tickets_sla_breached`` by platform, from the tickets.
+
+    ``source`` returns ``{platform: (open, breached)}``; the app passes the SLA service's
+    function when it registers the collector, so this module imports no service.
+    """
+
+    def __init__(self, source: Callable[[], dict[str, tuple[int, int]]]) -> None:
+        self.source = source
 
     def collect(self):
-        from itsm.services.sla import open_and_breached_by_platform
-
         opened = GaugeMetricFamily(
             "itsm_tickets_sla_open", "Open tickets whose SLA is tracked.", labels=["platform"]
         )
@@ -75,7 +82,7 @@ class SlaCollector:
             "Open tickets currently past their SLA deadline.",
             labels=["platform"],
         )
-        for platform, (open_count, breached_count) in open_and_breached_by_platform().items():
+        for platform, (open_count, breached_count) in self.source().items():
             opened.add_metric([platform], open_count)
             breached.add_metric([platform], breached_count)
         yield opened

@@ -26,7 +26,8 @@ class Ticket(models.Model):
         PENDING = "pending", "Pending"  # recorded, waiting for the outbox delivery
         CREATED = "created", "Created"
         FAILED = "failed", "Failed"  # rejected by the platform; will not be retried
-        DRY_RUN = "dry_run", "Dry run"  # never stored; listed here for API symmetry
+        # Created, then no longer found on the platform (deleted there); not checked any more.
+        MISSING = "missing", "Missing on platform"
 
     platform = models.CharField(max_length=20, choices=Platform.choices)
     status = models.CharField(
@@ -95,6 +96,8 @@ class OutboxMessage(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The current delivery's claim: a delivery whose claim lapsed writes nothing.
+    claim_token = models.CharField(max_length=32, blank=True)
     last_error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

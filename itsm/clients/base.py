@@ -15,14 +15,16 @@ its idempotency marker and returns it instead of creating a second one.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -33,8 +35,10 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from itsm import metrics
+from itsm.clients.interface import PlatformClient
 from itsm.config import Endpoint, ItsmConfig, get_config
 from itsm.errors import NotConfigured, RetryableError, UpstreamRejected, ValidationFailed
+from itsm.types import Attempt, CallLog
 from itsm.validation import ensure_valid
 from portal.redaction import redact, redact_text
 
@@ -48,35 +52,6 @@ _AMBIGUOUS = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-@dataclass
-class Attempt:
-    attempt: int
-    at: str
-    outcome: str  # ok | existing | retryable | rejected
-    status_code: int | None = None
-    error: str = ""
-    delay_seconds: float = 0.0  # the wait that followed this attempt
-
-
-@dataclass
-class CallLog:
-    """Attempts of one logical call, kept on the ticket record as its retry metadata."""
-
-    attempts: list[Attempt] = field(default_factory=list)
-    reconciled: bool = False  # the result was found by idempotency marker, not created now
-
-    @property
-    def retries(self) -> int:
-        return max(len(self.attempts) - 1, 0)
-
-    @property
-    def total_delay_seconds(self) -> float:
-        return round(sum(a.delay_seconds for a in self.attempts), 3)
-
-    def as_list(self) -> list[dict[str, Any]]:
-        return [asdict(a) for a in self.attempts]
-
-
 class _StopWhenServerWantsLonger(stop_base):
     """Stops when the last answer's ``Retry-After`` exceeds what we are willing to sleep now."""
 
@@ -86,13 +61,13 @@ class _StopWhenServerWantsLonger(stop_base):
     def __call__(self, retry_state: RetryCallState) -> bool:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         return (
-            isinstance(exc, _Transient)
+            isinstance(exc, TransientFailure)
             and exc.retry_after is not None
             and exc.retry_after > self.max_delay
         )
 
 
-class _Transient(Exception):
+class TransientFailure(Exception):
     """One failed attempt that the policy may retry."""
 
     def __init__(
@@ -121,6 +96,28 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
             continue
         return max((when - datetime.now(UTC)).total_seconds(), 0.0)
     return None
+
+
+_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # Jira's +0000
+
+
+def parse_platform_time(value: Any) -> datetime | None:
+    """A platform's timestamp as an aware UTC datetime; None when absent or unreadable.
+
+    Jira writes ``2026-03-02T09:05:00.000+0000``; ServiceNow's Table API writes
+    ``2026-03-02 09:05:00``, in UTC.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = parse_datetime(_COMPACT_OFFSET.sub(r"\1:\2", value.strip()))
+    except ValueError:  # well formed but not a date, e.g. month 13
+        return None
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def upstream_error_fields(response: httpx.Response) -> tuple[str, list[str], dict[str, str]]:
@@ -156,7 +153,7 @@ def upstream_error_fields(response: httpx.Response) -> tuple[str, list[str], dic
     return summary, messages, fields
 
 
-class HttpClient:
+class HttpClient(PlatformClient):
     """Base of the five clients. Subclasses set ``platform`` and build requests."""
 
     platform = ""
@@ -231,12 +228,12 @@ class HttpClient:
                 content=content,
             )  # fmt: skip
         except _NOT_SENT as exc:
-            raise _Transient(
+            raise TransientFailure(
                 f"{type(exc).__name__}: could not reach {self.platform}",
                 status_code=None, retry_after=None, sent=False,
             ) from exc  # fmt: skip
         except (*_AMBIGUOUS, httpx.TimeoutException, httpx.NetworkError) as exc:
-            raise _Transient(
+            raise TransientFailure(
                 f"{type(exc).__name__}: no answer from {self.platform}",
                 status_code=None, retry_after=None, sent=True,
             ) from exc  # fmt: skip
@@ -248,7 +245,7 @@ class HttpClient:
             reason = response.headers.get("RateLimit-Reason") or response.headers.get(
                 "X-Beta-RateLimit-Reason"
             )
-            raise _Transient(
+            raise TransientFailure(
                 f"HTTP {status}{f' ({reason})' if reason else ''}: {summary}",
                 status_code=status,
                 retry_after=parse_retry_after(response.headers),
@@ -300,7 +297,7 @@ class HttpClient:
                 deadline = state["ambiguous_at"] + window
                 try:
                     found = reconcile(deadline)
-                except _Transient as exc:
+                except TransientFailure as exc:
                     log.attempts.append(
                         Attempt(number, stamp, "retryable", exc.status_code, redact_text(str(exc)))
                     )
@@ -311,7 +308,7 @@ class HttpClient:
                     return found
             try:
                 result = operation()
-            except _Transient as exc:
+            except TransientFailure as exc:
                 log.attempts.append(
                     Attempt(number, stamp, "retryable", exc.status_code, redact_text(str(exc)))
                 )
@@ -328,7 +325,7 @@ class HttpClient:
 
         def wait(retry_state: RetryCallState) -> float:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
-            retry_after = exc.retry_after if isinstance(exc, _Transient) else None
+            retry_after = exc.retry_after if isinstance(exc, TransientFailure) else None
             return policy.delay_before(retry_state.attempt_number, retry_after)
 
         def before_sleep(retry_state: RetryCallState) -> None:
@@ -354,7 +351,7 @@ class HttpClient:
             | _StopWhenServerWantsLonger(policy.max_retry_delay_seconds),
             wait=wait,
             retry=retry_if_exception(
-                lambda exc: isinstance(exc, _Transient) and (retry_ambiguous or not exc.sent)
+                lambda exc: isinstance(exc, TransientFailure) and (retry_ambiguous or not exc.sent)
             ),
             sleep=self.sleep,
             before_sleep=before_sleep,
@@ -362,7 +359,7 @@ class HttpClient:
         )
         try:
             return retrying(attempt)
-        except _Transient as exc:
+        except TransientFailure as exc:
             raise RetryableError(
                 f"{self.platform} unavailable after {len(log.attempts)} attempts: {exc}",
                 platform=self.platform,

@@ -8,31 +8,26 @@ consistent, before creating again. Descriptions and comments go out as ADF.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from itsm.clients.base import CallLog, HttpClient, poll_until
+from itsm.clients import interface
+from itsm.clients.base import HttpClient, parse_platform_time, poll_until
+from itsm.clients.interface import Ref, address_of
 from itsm.config import PRIORITY_NAMES
 from itsm.errors import ItsmError
+from itsm.types import CallLog, CreatedTicket, PlatformView
 from portal.redaction import redact
 
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"
 BULK_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class CreatedTicket:
-    """What a create returns (seed 003's ``TicketCreationResult``), with the call's attempts."""
-
-    platform: str
-    id: str
-    key: str
-    url: str
-    reconciled: bool = False
-    log: CallLog = field(default_factory=CallLog, compare=False)
+# The portal's logical ticket fields that are arguments of a create; the rest are extra fields.
+CORE_FIELDS = ("project", "summary", "description", "issue_type")
+RESOLVED_STATUSES = ("done", "closed", "resolved")
+WAITING_STATUSES = ("", "to do", "open", "new")
 
 
 @dataclass(frozen=True)
@@ -166,6 +161,80 @@ def blockers_of(issue: dict[str, Any]) -> list[str]:
 
 class JiraClient(HttpClient):
     platform = "jira"
+    capabilities = frozenset(
+        {
+            interface.CREATE,
+            interface.READ_STATUS,
+            interface.COMMENT,
+            interface.TRANSITION,
+            interface.LINK,
+        }
+    )
+
+    # --- the platform-client interface ---------------------------------------------------------
+    @classmethod
+    def issue_type_of(cls, fields: Mapping[str, Any]) -> str | None:
+        return str(fields.get("issue_type") or "Task")
+
+    @classmethod
+    def extra_fields(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if k not in CORE_FIELDS and v != ""}
+
+    @classmethod
+    def wire_fields(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        wire = cls.issue_fields(
+            str(fields.get("project") or ""),
+            str(fields.get("summary") or ""),
+            None,
+            cls.issue_type_of(fields) or "Task",
+            cls.extra_fields(fields),
+        )
+        if fields.get("description"):
+            wire["description"] = fields["description"]  # sent as ADF; shown as its text
+        return wire
+
+    def create(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        return self.create_ticket(
+            fields["project"], fields["summary"], fields.get("description"),
+            self.issue_type_of(fields) or "Task", self.extra_fields(fields),
+            idempotency_key=idempotency_key, log=log, reconcile_first=reconcile_first,
+        )  # fmt: skip
+
+    def read_status(self, ref: Ref) -> PlatformView:
+        issue = self.get_issue(
+            address_of(ref, by_key=True), ["status", "comment", "resolutiondate"]
+        )
+        fields = issue.get("fields") or {}
+        status_field = fields.get("status") or {}
+        status = str(status_field.get("name", ""))
+        category = str((status_field.get("statusCategory") or {}).get("key", ""))
+        comments = (fields.get("comment") or {}).get("comments") or []
+        commented = [parse_platform_time(comment.get("created")) for comment in comments]
+        return PlatformView(
+            responded=bool(comments) or status.lower() not in WAITING_STATUSES,
+            # Jira's status category says "done" for every finished state of any workflow.
+            resolved=category == "done" or status.lower() in RESOLVED_STATUSES,
+            responded_at=min((m for m in commented if m is not None), default=None),
+            resolved_at=parse_platform_time(fields.get("resolutiondate")),
+            status=status,
+        )
+
+    def comment(
+        self, ref: Ref, body: str | dict[str, Any], *, reconcile_first: bool = False
+    ) -> dict[str, Any]:
+        return self.add_comment(address_of(ref, by_key=True), body, reconcile_first=reconcile_first)
+
+    def link(self, blocker: Ref, blocked: Ref, link_type: str = "Blocks") -> None:
+        self.link_issues(
+            address_of(blocker, by_key=True), address_of(blocked, by_key=True), link_type
+        )
 
     def auth(self) -> httpx.Auth | None:
         if self.endpoint.username or self.endpoint.secret:
@@ -173,8 +242,9 @@ class JiraClient(HttpClient):
         return None
 
     # --- create ------------------------------------------------------------------------------
+    @classmethod
     def issue_fields(
-        self,
+        cls,
         project: str,
         summary: str,
         description: str | dict[str, Any] | None,
@@ -451,13 +521,14 @@ class JiraClient(HttpClient):
             )
         )
 
-    def transition(self, key: str, preferred: list[str]) -> str | None:
+    def transition(self, ref: Ref, preferred: list[str]) -> str | None:
         """Moves the issue to the first of ``preferred`` (transition or target status names)
         that its workflow allows from where it is now; returns the chosen name, or None.
 
         An issue already in one of the preferred statuses is left alone (a repeated failure, or
         a redelivery after an answer was lost, never moves it twice).
         """
+        key = address_of(ref, by_key=True)
         current = self.status_of(key).lower()
         for wanted in preferred:
             if wanted.lower() == current:

@@ -11,13 +11,22 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from itsm.clients.base import CallLog, HttpClient, _Transient
-from itsm.clients.jira import CreatedTicket
+from itsm.clients import interface
+from itsm.clients.base import HttpClient, TransientFailure
+from itsm.clients.interface import Ref, address_of
 from itsm.errors import UpstreamRejected
+from itsm.types import CallLog, CreatedTicket, PlatformView
 
-ISSUE_FIELDS = "id identifier title url priority team { id key } labels { nodes { id name } }"
+ISSUE_FIELDS = (
+    "id identifier title url priority team { id key } labels { nodes { id name } }"
+    " state { name type }"
+)
+# Linear's workflow state types: triage, backlog, unstarted, started, completed, canceled.
+WAITING_STATE_TYPES = ("triage", "backlog", "unstarted")
+RESOLVED_STATE_TYPES = ("completed", "canceled")
 CREATE = f"""mutation PortalIssueCreate($input: IssueCreateInput!) {{
   issueCreate(input: $input) {{ success issue {{ {ISSUE_FIELDS} }} }}
 }}"""
@@ -35,6 +44,44 @@ def issue_id_for(idempotency_key: str) -> str:
 
 class LinearClient(HttpClient):
     platform = "linear"
+    capabilities = frozenset({interface.CREATE, interface.READ_STATUS})
+
+    # --- the platform-client interface ---------------------------------------------------------
+    def create(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        """``fields``: ``team`` (key, name or id), ``title``, optional ``description``,
+        ``priority`` (0-4) and ``labels`` (names; unknown ones are left out)."""
+        team_id = self.team_id(str(fields["team"]))
+        if team_id is None:
+            raise UpstreamRejected(
+                f"no Linear team {fields['team']!r}", platform="linear", status_code=404
+            )
+        return self.create_issue(
+            team_id, str(fields["title"]), str(fields.get("description") or ""),
+            priority=fields.get("priority"),
+            label_ids=self.label_ids(list(fields.get("labels") or [])),
+            idempotency_key=idempotency_key, log=log, reconcile_first=reconcile_first,
+        )  # fmt: skip
+
+    def read_status(self, ref: Ref) -> PlatformView:
+        issue = self.call(lambda: self.get_issue(address_of(ref)))
+        if issue is None:
+            raise UpstreamRejected(
+                f"linear has no issue {address_of(ref)}", platform="linear", status_code=404
+            )
+        state = issue.get("state") or {}
+        kind = str(state.get("type") or "").lower()
+        return PlatformView(
+            responded=kind not in WAITING_STATE_TYPES,
+            resolved=kind in RESOLVED_STATE_TYPES,
+            status=str(state.get("name") or ""),
+        )
 
     def extra_headers(self) -> dict[str, str]:
         # A personal API key goes bare; only OAuth tokens take "Bearer".
@@ -61,7 +108,7 @@ class LinearClient(HttpClient):
             if missing_ok and all(_NOT_FOUND.search(str(e.get("message", ""))) for e in errors):
                 return body.get("data") or {}
             if "ratelimited" in kinds:
-                raise _Transient(
+                raise TransientFailure(
                     f"Linear rate limited: {message}", status_code=429, retry_after=None,
                     sent=False,
                 )  # fmt: skip

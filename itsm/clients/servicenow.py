@@ -7,12 +7,15 @@ in ``correlation_id``; the Table API reads are consistent, so reconciliation is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from itsm.clients.base import CallLog, HttpClient
-from itsm.clients.jira import CreatedTicket
+from itsm.clients import interface
+from itsm.clients.base import HttpClient, parse_platform_time
+from itsm.clients.interface import Ref, address_of
+from itsm.types import CallLog, CreatedTicket, PlatformView
 from portal.redaction import redact_text
 
 TABLE = "/api/now/table/incident"
@@ -25,18 +28,61 @@ PRIORITY_TO_IMPACT_URGENCY = {
     "5": ("3", "3"),
 }
 CORRELATION_DISPLAY = "ops-portal"
+NEW_STATE = "1"
+RESOLVED_STATES = ("6", "7")  # Resolved, Closed
 
 
 class ServiceNowClient(HttpClient):
     platform = "servicenow"
+    capabilities = frozenset({interface.CREATE, interface.READ_STATUS, interface.COMMENT})
+
+    # --- the platform-client interface ---------------------------------------------------------
+    @classmethod
+    def wire_fields(cls, fields: Mapping[str, Any]) -> dict[str, Any]:
+        return cls.incident_body(fields)
+
+    def create(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        log: CallLog | None = None,
+        reconcile_first: bool = False,
+    ) -> CreatedTicket:
+        return self.create_incident(
+            dict(fields), idempotency_key=idempotency_key, log=log, reconcile_first=reconcile_first
+        )
+
+    def read_status(self, ref: Ref) -> PlatformView:
+        record = self.get_incident(address_of(ref))
+        state = str(record.get("state", NEW_STATE))
+        resolved = state in RESOLVED_STATES
+        resolved_at = None
+        if resolved:
+            resolved_at = parse_platform_time(record.get("resolved_at")) or parse_platform_time(
+                record.get("sys_updated_on")
+            )
+        return PlatformView(
+            responded=state != NEW_STATE or bool(record.get("comments")),
+            resolved=resolved,
+            resolved_at=resolved_at,
+            status=state,
+        )
+
+    def comment(
+        self, ref: Ref, body: str | dict[str, Any], *, reconcile_first: bool = False
+    ) -> dict[str, Any]:
+        text = body if isinstance(body, str) else str(body)
+        return self.add_comment(address_of(ref), text, reconcile_first=reconcile_first)
 
     def auth(self) -> httpx.Auth | None:
         if self.endpoint.username or self.endpoint.secret:
             return httpx.BasicAuth(self.endpoint.username, self.endpoint.secret)
         return None
 
+    @classmethod
     def incident_body(
-        self, fields: dict[str, Any], idempotency_key: str | None = None
+        cls, fields: Mapping[str, Any], idempotency_key: str | None = None
     ) -> dict[str, Any]:
         body = {k: v for k, v in fields.items() if v not in (None, "") and k != "priority"}
         priority = str(fields.get("priority") or "")

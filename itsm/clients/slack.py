@@ -15,8 +15,9 @@ from typing import Any
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block, HeaderBlock, SectionBlock
 
-from itsm.clients.base import CallLog, HttpClient
+from itsm.clients.base import HttpClient
 from itsm.errors import FieldError, ValidationFailed
+from itsm.types import CallLog
 
 MAX_BLOCKS = 50
 MAX_MESSAGE_CHARS = 13_000  # msg_blocks_too_long is seen around here (bolt-js#2509)

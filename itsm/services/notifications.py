@@ -17,7 +17,6 @@ from typing import Any
 
 from itsm import outbox
 from itsm.clients import client_for
-from itsm.errors import UpstreamRejected
 from itsm.models import OutboxMessage
 
 
@@ -57,19 +56,12 @@ def comment_on_servicenow(message: OutboxMessage) -> dict[str, Any]:
 
 @outbox.handler("linear.create")
 def create_linear_issue(message: OutboxMessage) -> dict[str, Any]:
-    payload = message.payload
     with client_for("linear") as client:
-        team_id = client.team_id(payload["team"])
-        if team_id is None:
-            raise UpstreamRejected(
-                f"no Linear team {payload['team']!r}", platform="linear", status_code=404
-            )
-        labels = client.label_ids(payload.get("labels") or [])
-        created = client.create_issue(
-            team_id, payload["title"], payload.get("description", ""),
-            priority=payload.get("priority"), label_ids=labels,
-            idempotency_key=message.idempotency_key, reconcile_first=outbox.is_redelivery(message),
-        )  # fmt: skip
+        created = client.create(
+            message.payload,
+            idempotency_key=message.idempotency_key,
+            reconcile_first=outbox.is_redelivery(message),
+        )
     return {"id": created.id, "key": created.key, "url": created.url}
 
 

@@ -10,21 +10,19 @@ round-robin (least recently checked first), with the platform's own timestamps w
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from itsm import metrics
 from itsm.clients import client_for
 from itsm.config import PRIORITY_NAMES, TICKET_PLATFORMS, get_config
-from itsm.errors import ItsmError
+from itsm.errors import ItsmError, UpstreamRejected
 from itsm.models import Ticket
+from itsm.types import TicketRef
 
 logger = logging.getLogger("itsm.sla")
 
@@ -39,20 +37,9 @@ REFRESH_ORDER = (
     "id",
 )
 REFRESH_FIELDS = ["first_response_at", "resolved_at", "sla_checked_at", "updated_at"]
-JIRA_RESOLVED_STATUSES = ("done", "closed", "resolved")
-JIRA_WAITING_STATUSES = ("", "to do", "open", "new")
-SERVICENOW_RESOLVED_STATES = ("6", "7")  # Resolved, Closed
-_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # Jira's +0000
-
-
-@dataclass(frozen=True)
-class PlatformView:
-    """What a platform says about a ticket; the times are None where it does not say."""
-
-    responded: bool
-    resolved: bool
-    responded_at: datetime | None = None
-    resolved_at: datetime | None = None
+# A platform answering these for a ticket it created no longer has it (deleted, or a fake
+# restarted empty): the ticket is marked once instead of warned about at every check.
+GONE_STATUS_CODES = (404, 410)
 
 
 def priority_rank(priority: str) -> str:
@@ -91,57 +78,7 @@ def state_of(ticket: Ticket) -> str:
 
 def _open_tickets():
     return Ticket.objects.filter(platform__in=TICKET_PLATFORMS, resolved_at__isnull=True).exclude(
-        status__in=[Ticket.Status.FAILED, Ticket.Status.DRY_RUN]
-    )
-
-
-def parse_platform_time(value: Any) -> datetime | None:
-    """A platform's timestamp as an aware UTC datetime; None when absent or unreadable.
-
-    Jira writes ``2026-03-02T09:05:00.000+0000``; ServiceNow's Table API writes
-    ``2026-03-02 09:05:00``, in UTC.
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = parse_datetime(_COMPACT_OFFSET.sub(r"\1:\2", value.strip()))
-    except ValueError:  # well formed but not a date, e.g. month 13
-        return None
-    if parsed is None:
-        return None
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _jira_view(client: Any, ticket: Ticket) -> PlatformView:
-    issue = client.get_issue(ticket.external_key, ["status", "comment", "resolutiondate"])
-    fields = issue.get("fields") or {}
-    status = str((fields.get("status") or {}).get("name", "")).lower()
-    comments = (fields.get("comment") or {}).get("comments") or []
-    commented = [parse_platform_time(comment.get("created")) for comment in comments]
-    commented_at = [moment for moment in commented if moment is not None]
-    return PlatformView(
-        responded=bool(comments) or status not in JIRA_WAITING_STATUSES,
-        resolved=status in JIRA_RESOLVED_STATUSES,
-        responded_at=min(commented_at, default=None),
-        resolved_at=parse_platform_time(fields.get("resolutiondate")),
-    )
-
-
-def _servicenow_view(client: Any, ticket: Ticket) -> PlatformView:
-    record = client.get_incident(ticket.external_id)
-    state = str(record.get("state", "1"))
-    resolved = state in SERVICENOW_RESOLVED_STATES
-    resolved_at = None
-    if resolved:
-        resolved_at = parse_platform_time(record.get("resolved_at")) or parse_platform_time(
-            record.get("sys_updated_on")
-        )
-    return PlatformView(
-        responded=state != "1" or bool(record.get("comments")),
-        resolved=resolved,
-        resolved_at=resolved_at,
+        status__in=[Ticket.Status.FAILED, Ticket.Status.MISSING]
     )
 
 
@@ -154,10 +91,7 @@ def refresh_from_platform(ticket: Ticket, now: datetime) -> bool:
     if ticket.status != Ticket.Status.CREATED or not ticket.external_id:
         return False
     with client_for(ticket.platform) as client:
-        if ticket.platform == "jira":
-            view = _jira_view(client, ticket)
-        else:
-            view = _servicenow_view(client, ticket)
+        view = client.read_status(TicketRef(ticket.external_id, ticket.external_key))
     changed = False
     resolved_at = min(view.resolved_at or now, now) if view.resolved else None
     if resolved_at and ticket.resolved_at is None:
@@ -212,12 +146,52 @@ def _refresh(ticket: Ticket, now: datetime) -> bool:
         if refresh_from_platform(ticket, now):
             ticket.save(update_fields=REFRESH_FIELDS)
             return True
+    except UpstreamRejected as exc:
+        if exc.status_code in GONE_STATUS_CODES:
+            _mark_missing(ticket, now, exc)
+        else:
+            _refresh_failed(ticket, exc)
     except ItsmError as exc:
-        logger.warning(
-            "itsm.sla.refresh_failed",
-            extra={"event": "itsm.sla.refresh_failed", "ticket": ticket.pk, "error": str(exc)},
-        )
+        _refresh_failed(ticket, exc)
     return False
+
+
+def _refresh_failed(ticket: Ticket, exc: ItsmError) -> None:
+    label = ticket.external_key or ticket.external_id
+    logger.warning(
+        "itsm.sla.refresh_failed: ticket %s (%s %s): %s",
+        ticket.pk, ticket.platform, label, exc.message,
+        extra={
+            "event": "itsm.sla.refresh_failed",
+            "ticket": ticket.pk,
+            "platform": ticket.platform,
+            "external_key": label,
+            "error": exc.message,
+        },
+    )  # fmt: skip
+
+
+def _mark_missing(ticket: Ticket, now: datetime, exc: UpstreamRejected) -> None:
+    """The platform no longer knows the ticket: say so once, and stop checking it."""
+    marked = Ticket.objects.filter(pk=ticket.pk, status=Ticket.Status.CREATED).update(
+        status=Ticket.Status.MISSING,
+        error={**(ticket.error or {}), "missing": exc.as_dict(), "missing_since": now.isoformat()},
+        updated_at=now,
+    )
+    if marked:
+        ticket.status = Ticket.Status.MISSING
+        label = ticket.external_key or ticket.external_id
+        logger.warning(
+            "itsm.sla.ticket_missing: ticket %s (%s %s) is no longer on the platform: %s",
+            ticket.pk, ticket.platform, label, exc.message,
+            extra={
+                "event": "itsm.sla.ticket_missing",
+                "ticket": ticket.pk,
+                "platform": ticket.platform,
+                "external_key": label,
+                "error": exc.message,
+            },
+        )  # fmt: skip
 
 
 def check_slas(now: datetime | None = None, *, refresh: bool = True) -> dict[str, Any]:
@@ -273,14 +247,3 @@ def open_and_breached_by_platform() -> dict[str, tuple[int, int]]:
     )
     seen = {row["platform"]: (row["open"], row["breached"]) for row in rows}
     return {platform: seen.get(platform, (0, 0)) for platform in TICKET_PLATFORMS}
-
-
-def compliance(queryset=None) -> dict[str, Any]:
-    """Share of tracked tickets within SLA (for the API and the dashboard)."""
-    queryset = queryset if queryset is not None else Ticket.objects.exclude(sla_due_at=None)
-    totals = queryset.aggregate(
-        total=Count("id"), breached=Count("id", filter=Q(sla_breached=True))
-    )
-    total = totals["total"] or 0
-    ratio = 1.0 if total == 0 else round(1 - totals["breached"] / total, 4)
-    return {"tracked": total, "breached": totals["breached"], "compliance": ratio}

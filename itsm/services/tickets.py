@@ -8,7 +8,6 @@ and is the only place that creates the external ticket.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from itsm import metrics, outbox
-from itsm.clients import CallLog, client_for
+from itsm.clients import client_class, client_for
 from itsm.config import endpoints
 from itsm.errors import (
     NotConfigured,
@@ -28,6 +27,7 @@ from itsm.errors import (
 from itsm.models import Ticket
 from itsm.services import sla
 from itsm.templates import TemplateInfo, get_template, render
+from itsm.types import CallLog, CreatedTicket
 from itsm.validation import ensure_valid, validate
 from portal.redaction import redact
 
@@ -55,7 +55,23 @@ def idempotency_key_for(platform: str, template_name: str, job_id: str) -> str:
 
 
 def issue_type_of(platform: str, fields: dict[str, Any]) -> str | None:
-    return str(fields.get("issue_type") or "Task") if platform == "jira" else None
+    return client_class(platform).issue_type_of(fields)
+
+
+def given_variables(variables: dict[str, Any]) -> dict[str, Any]:
+    """The values that count as given: an empty or blank text is not a value (a required
+    variable of only spaces is missing, not filled in)."""
+    return {
+        name: value
+        for name, value in variables.items()
+        if value is not None and not (isinstance(value, str) and not value.strip())
+    }
+
+
+def sent_fields(ticket: Ticket) -> dict[str, Any]:
+    """The fields as the platform receives them (ServiceNow gets impact and urgency, not a
+    priority): what the ticket page shows under "Fields sent"."""
+    return client_class(ticket.platform).wire_fields(ticket.fields)
 
 
 def render_fields(
@@ -63,7 +79,7 @@ def render_fields(
 ) -> tuple[TemplateInfo, dict[str, str]]:
     """Rendered and validated fields; TemplateError or ValidationFailed otherwise."""
     info = get_template(platform, template_name)
-    fields = render(info, variables)
+    fields = render(info, given_variables(variables))
     ensure_valid(platform, fields, issue_type_of(platform, fields))
     return info, fields
 
@@ -75,7 +91,7 @@ def preview(platform: str, template_name: str, variables: dict[str, Any]) -> Pre
     except TemplateError as exc:
         return Preview(errors=[{"field": "template_name", "code": "unknown", "message": str(exc)}])
     result = Preview(variables=info.variables)
-    given = {k: v for k, v in variables.items() if v not in (None, "")}
+    given = given_variables(variables)
     result.missing = [name for name in info.variables if name not in given]
     placeholder = {name: f"{{{name}}}" for name in result.missing}
     try:
@@ -134,19 +150,59 @@ def create_from_template(
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     if dry_run:
-        ticket.status = Ticket.Status.DRY_RUN
         return ticket, False
+    return record_ticket(ticket)
+
+
+def record_ticket(ticket: Ticket) -> tuple[Ticket, bool]:
+    """Stores an unsaved ticket with its SLA deadlines and queues its creation through the
+    outbox, in one transaction; the same idempotency key again returns the first record."""
     sla.set_deadlines(ticket, timezone.now())
     with transaction.atomic():
         ticket_row, created = Ticket.objects.get_or_create(
-            idempotency_key=key, defaults=_model_fields(ticket)
+            idempotency_key=ticket.idempotency_key, defaults=_model_fields(ticket)
         )
         if created:
             outbox.enqueue(
-                TICKET_CREATE, platform, {"ticket_id": ticket_row.pk},
-                idempotency_key=f"ticket:{key}", ticket=ticket_row,
+                TICKET_CREATE, ticket.platform, {"ticket_id": ticket_row.pk},
+                idempotency_key=f"ticket:{ticket.idempotency_key}", ticket=ticket_row,
             )  # fmt: skip
     return ticket_row, created
+
+
+def open_ticket(
+    platform: str,
+    fields: dict[str, Any],
+    *,
+    idempotency_key: str,
+    job_id: str = "",
+    source: str = "",
+) -> tuple[Ticket, bool]:
+    """A ticket from fields another app composed (not from a template): validated now, created
+    by the worker exactly once per ``idempotency_key`` (any text; it is hashed). ``source`` names
+    what opened it (e.g. ``escalation``) and is shown where the template name would be.
+
+    Call it inside the caller's transaction: the ticket and its delivery commit with the
+    caller's change or not at all. ValidationFailed when the fields break the platform's
+    rules, NotConfigured when the platform has no base URL.
+    """
+    if not endpoints()[platform].configured:
+        raise NotConfigured(
+            f"{platform} is not configured: set its base URL and credentials", platform=platform
+        )
+    ensure_valid(platform, fields, issue_type_of(platform, fields))
+    key = hashlib.sha256(f"{platform}\x1f{idempotency_key}".encode()).hexdigest()[:40]
+    return record_ticket(
+        Ticket(
+            platform=platform,
+            idempotency_key=key,
+            job_id=job_id,
+            template_name=source,
+            template_source="service",
+            fields=redact(fields),
+            priority=str(fields.get("priority") or ""),
+        )
+    )
 
 
 def _model_fields(ticket: Ticket) -> dict[str, Any]:
@@ -157,26 +213,13 @@ def _model_fields(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-JIRA_CORE_FIELDS = ("project", "summary", "description", "issue_type")
-
-
-def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False):
+def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False) -> CreatedTicket:
     """The platform call for one ticket record (the rendered fields are already valid)."""
-    fields = dict(ticket.fields)
     with client_for(ticket.platform) as client:
-        if ticket.platform == "jira":
-            extra = {k: v for k, v in fields.items() if k not in JIRA_CORE_FIELDS and v != ""}
-            return client.create_ticket(
-                fields["project"], fields["summary"], fields.get("description"),
-                fields.get("issue_type") or "Task", extra,
-                idempotency_key=ticket.idempotency_key, log=log, reconcile_first=reconcile_first,
-            )  # fmt: skip
-        if ticket.platform == "servicenow":
-            return client.create_incident(
-                fields, idempotency_key=ticket.idempotency_key, log=log,
-                reconcile_first=reconcile_first,
-            )  # fmt: skip
-    raise ValueError(f"tickets are not created on {ticket.platform}")
+        return client.create(
+            ticket.fields, idempotency_key=ticket.idempotency_key, log=log,
+            reconcile_first=reconcile_first,
+        )  # fmt: skip
 
 
 @outbox.handler(TICKET_CREATE)
@@ -225,34 +268,3 @@ def _record_attempts(ticket: Ticket, log: CallLog, *, error: Exception | None = 
         if isinstance(error, UpstreamRejected | ValidationFailed):
             ticket.status = Ticket.Status.FAILED
         ticket.save(update_fields=DELIVERY_FIELDS)
-
-
-def wait_for_delivery(ticket: Ticket, seconds: float, *, poll: float = 0.2) -> Ticket:
-    """Waits for the worker to settle the ticket (the API's ``"wait": true``).
-
-    Returns it once created; raises UpstreamRejected if the platform refused it and
-    RetryableError if it is still pending when the time is up (it will be delivered later).
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        ticket.refresh_from_db()
-        if ticket.status == Ticket.Status.CREATED:
-            return ticket
-        error = ticket.error or {}
-        if ticket.status == Ticket.Status.FAILED:
-            raise UpstreamRejected(
-                error.get("message", "the platform rejected the ticket"),
-                platform=ticket.platform,
-                status_code=int(error.get("status_code") or 400),
-                error_messages=error.get("error_messages") or [],
-                field_errors=error.get("field_errors") or {},
-            )
-        if time.monotonic() >= deadline:
-            raise RetryableError(
-                error.get("message")
-                or f"ticket {ticket.pk} is still pending; GET /api/v1/tickets/{ticket.pk}",
-                platform=ticket.platform,
-                status_code=error.get("status_code"),
-                retry_after=5,
-            )
-        time.sleep(poll)

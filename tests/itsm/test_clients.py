@@ -15,11 +15,12 @@ import pytest
 from django.conf import settings
 from prometheus_client import REGISTRY
 
-from itsm.clients import CallLog, client_for
+from itsm.clients import client_for
 from itsm.clients.jira import JiraClient, idempotency_label
 from itsm.clients.slack import build_blocks
 from itsm.config import Endpoint, ItsmConfig, parse_config
 from itsm.errors import UpstreamRejected, ValidationFailed
+from itsm.types import CallLog
 
 RCA_DESCRIPTION = "Job ID: 7\nSeverity: high\n\nDetails"
 

@@ -19,6 +19,7 @@ from itsm.config import get_config
 from itsm.models import OutboxMessage, Ticket
 from itsm.services.tickets import create_from_template
 from tests.factories import RCA_VARIABLES
+from tests.itsm.deliveries import sweep_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
 
@@ -27,7 +28,11 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")
 def scheduled(monkeypatch) -> list[int]:
     """Message ids handed to the delivery task (instead of queueing them on the broker)."""
     ids: list[int] = []
-    monkeypatch.setattr(tasks, "deliver_outbox_message", SimpleNamespace(delay=ids.append))
+    monkeypatch.setattr(
+        tasks,
+        "deliver_outbox_message",
+        SimpleNamespace(delay=lambda message_id, token=None: ids.append(message_id)),
+    )
     return ids
 
 
@@ -114,7 +119,7 @@ def test_message_postponed_by_an_outage_is_not_swept_before_it_is_due(itsm_endpo
     outbox.deliver(message.pk)
     fakes.clear_faults()
 
-    assert outbox.sweep() == {}
+    assert sweep_now() == {}
     assert jira_issues(fakes) == []
 
 
@@ -126,7 +131,7 @@ def test_sweep_after_the_outage_delivers_the_ticket_exactly_once(itsm_endpoints,
     message.refresh_from_db()
 
     with time_machine.travel(message.next_attempt_at + timedelta(seconds=1), tick=True):
-        assert outbox.sweep() == {OutboxMessage.Status.DELIVERED: 1}
+        assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
 
     message.refresh_from_db()
     ticket.refresh_from_db()
@@ -147,7 +152,7 @@ def test_redelivery_finds_the_issue_whose_answer_was_lost_before_the_outage(itsm
     message.refresh_from_db()
 
     with time_machine.travel(message.next_attempt_at + timedelta(seconds=1), tick=True):
-        outbox.sweep()
+        sweep_now()
 
     message.refresh_from_db()
     ticket.refresh_from_db()
@@ -179,15 +184,15 @@ def test_a_delivered_message_is_not_delivered_again(itsm_endpoints, fakes):
     outbox.deliver(message.pk)
 
     assert outbox.deliver(message.pk) == "skipped"
-    assert outbox.sweep() == {}
+    assert sweep_now() == {}
     assert len(jira_issues(fakes)) == 1
 
 
 def test_a_second_claim_of_the_same_message_loses():
     message = slack_message()
 
-    assert outbox.claim(message.pk) is True
-    assert outbox.claim(message.pk) is False
+    assert outbox.claim(message.pk) is not None
+    assert outbox.claim(message.pk) is None
     assert outbox.deliver(message.pk) == "skipped"
 
 
@@ -200,7 +205,7 @@ def test_retry_now_revives_a_dead_message_and_the_sweep_delivers_it(itsm_endpoin
     message.refresh_from_db()
     assert message.status == OutboxMessage.Status.PENDING
     assert message.next_attempt_at <= timezone.now()
-    assert outbox.sweep() == {OutboxMessage.Status.DELIVERED: 1}
+    assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
     assert len(fakes.state("slack")["messages"]) == 1
 
 
@@ -268,7 +273,7 @@ def test_linear_create_message_postponed_by_an_outage_is_created_on_redelivery(
     message.refresh_from_db()
 
     with time_machine.travel(message.next_attempt_at + timedelta(seconds=1), tick=True):
-        assert outbox.sweep() == {OutboxMessage.Status.DELIVERED: 1}
+        assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
 
     assert len(fakes.state("linear")["issues"]) == 1
 
@@ -278,3 +283,97 @@ def test_github_rerun_message_reruns_the_failed_jobs(itsm_endpoints, fakes):
 
     [rerun] = fakes.state("github")["reruns"]
     assert rerun["run_id"] == 5
+
+
+# --- one message, one task: failures stay with their message --------------------------------
+
+
+@pytest.fixture
+def crashing_kind():
+    """A registered kind whose handler fails with something else than an ItsmError (a bug)."""
+
+    @outbox.handler("test.crash")
+    def crash(message):
+        raise KeyError("ticket_id")
+
+    yield "test.crash"
+    outbox.HANDLERS.pop("test.crash")
+
+
+def test_the_sweep_queues_each_due_message_as_its_own_delivery(
+    django_capture_on_commit_callbacks,
+):
+    messages = [slack_message(f"slack-{n}") for n in range(3)]
+    queued: list[tuple[int, str | None]] = []
+    outbox.set_dispatcher(lambda message_id, token: queued.append((message_id, token)))
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = outbox.sweep()
+    finally:
+        outbox.set_dispatcher(tasks.queue_delivery)
+
+    assert result == {"queued": 3}
+    assert sorted(message_id for message_id, _ in queued) == [m.pk for m in messages]
+    assert all(token for _, token in queued)
+    # Claimed by the sweep: a second sweep (or an early task) does not take them again.
+    assert outbox.sweep() == {"queued": 0}
+
+
+def test_a_crashing_handler_fails_its_message_alone_with_the_reason_stored(
+    itsm_endpoints, fakes, crashing_kind
+):
+    broken = outbox.enqueue(crashing_kind, "slack", {}, idempotency_key="broken")
+    healthy = slack_message("healthy")
+
+    assert sweep_now() == {OutboxMessage.Status.PENDING: 1, OutboxMessage.Status.DELIVERED: 1}
+
+    broken.refresh_from_db()
+    healthy.refresh_from_db()
+    assert broken.status == OutboxMessage.Status.PENDING
+    assert broken.last_error == "KeyError: 'ticket_id'"
+    assert broken.next_attempt_at > timezone.now()
+    assert healthy.status == OutboxMessage.Status.DELIVERED
+    assert len(fakes.state("slack")["messages"]) == 1
+
+
+def test_a_message_that_keeps_crashing_is_kept_dead_for_an_operator(crashing_kind):
+    message = outbox.enqueue(crashing_kind, "slack", {}, idempotency_key="broken")
+    OutboxMessage.objects.filter(pk=message.pk).update(attempts=outbox.MAX_UNEXPECTED_FAILURES - 1)
+
+    assert outbox.deliver(message.pk) == OutboxMessage.Status.DEAD
+
+    message.refresh_from_db()
+    assert message.status == OutboxMessage.Status.DEAD
+    assert "KeyError" in message.last_error
+
+
+def test_text_that_cannot_be_stored_in_a_failure_is_replaced_not_fatal():
+    @outbox.handler("test.surrogate")
+    def surrogate(message):
+        raise ValueError("bad \ud800 text")
+
+    try:
+        message = outbox.enqueue("test.surrogate", "slack", {}, idempotency_key="surrogate")
+        assert outbox.deliver(message.pk) == OutboxMessage.Status.PENDING
+    finally:
+        outbox.HANDLERS.pop("test.surrogate")
+
+    message.refresh_from_db()
+    assert message.last_error == "ValueError: bad ? text"
+
+
+def test_a_delivery_whose_claim_lapsed_and_was_retaken_writes_nothing(itsm_endpoints, fakes):
+    message = slack_message()
+    stale = outbox.claim(message.pk)
+    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    current = outbox.claim(message.pk)
+
+    assert stale and current and stale != current
+    assert outbox.deliver(message.pk, stale) == "skipped"
+    assert outbox.deliver(message.pk, current) == OutboxMessage.Status.DELIVERED
+    assert len(fakes.state("slack")["messages"]) == 1
+
+
+def test_an_unknown_kind_is_refused_when_enqueued():
+    with pytest.raises(ValueError, match="no outbox handler"):
+        outbox.enqueue("nope.kind", "slack", {}, idempotency_key="nope")

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from itsm.clients.base import CallLog, HttpClient
+from itsm.clients.base import HttpClient
 from itsm.clients.jira import JiraClient
 from itsm.config import Endpoint, ItsmConfig, parse_config
 from itsm.errors import RetryableError, UpstreamRejected
+from itsm.types import CallLog
 
 
 def make_config(**retry) -> ItsmConfig:

@@ -16,12 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from itsm import outbox
 from itsm.clients import client_for
+from itsm.clients.base import parse_platform_time
 from itsm.metrics import SlaCollector
-from itsm.models import Ticket
+from itsm.models import OutboxMessage, Ticket
 from itsm.services import sla
 from itsm.services.tickets import create_from_template
+from tests.itsm.deliveries import sweep_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
 
@@ -49,7 +50,7 @@ def new_ticket(platform: str = "jira", priority: str = "2", job_id: str = "7") -
 def delivered_ticket(platform: str = "jira", priority: str = "2") -> Ticket:
     ticket = new_ticket(platform, priority)
     with time_machine.travel(START + timedelta(seconds=5), tick=True):
-        assert outbox.sweep() == {"delivered": 1}
+        assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
     ticket.refresh_from_db()
     return ticket
 
@@ -58,7 +59,7 @@ def delivered_tickets(count: int, priority: str = "2", first_job: int = 100) -> 
     """``count`` Jira tickets created at START and delivered in one sweep."""
     tickets = [new_ticket("jira", priority, job_id=str(first_job + n)) for n in range(count)]
     with time_machine.travel(START + timedelta(seconds=5), tick=True):
-        assert outbox.sweep(limit=count) == {"delivered": count}
+        assert sweep_now(limit=count) == {OutboxMessage.Status.DELIVERED: count}
     return [Ticket.objects.get(pk=ticket.pk) for ticket in tickets]
 
 
@@ -72,7 +73,7 @@ def delivered_ticket_now(platform: str, priority: str = "2") -> Ticket:
         template_name=template,
         variables={**RCA_VARIABLES, "job_id": "70", "priority": priority},
     )
-    assert outbox.sweep() == {"delivered": 1}
+    assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
     ticket.refresh_from_db()
     return ticket
 
@@ -90,7 +91,7 @@ def breaches(platform: str) -> float:
 def gauges() -> dict[tuple[str, str], float]:
     return {
         (family.name, sample.labels["platform"]): sample.value
-        for family in SlaCollector().collect()
+        for family in SlaCollector(sla.open_and_breached_by_platform).collect()
         for sample in family.samples
     }
 
@@ -185,6 +186,43 @@ def test_jira_issue_done_in_the_platform_is_resolved_on_refresh_and_never_breach
     assert ticket.resolved_at is not None
     assert ticket.first_response_at is not None
     assert not ticket.sla_breached
+
+
+@pytest.mark.parametrize("platform", ["jira", "servicenow"])
+def test_a_ticket_its_platform_no_longer_knows_is_marked_missing_once(
+    itsm_endpoints, fakes, caplog, platform
+):
+    ticket = delivered_ticket(platform, "2")
+    fakes.reset()  # a platform that lost the ticket (a fake restarted empty, a deleted issue)
+
+    with time_machine.travel(START + timedelta(minutes=10), tick=True):
+        sla.check_slas()
+    with time_machine.travel(START + timedelta(minutes=11), tick=True):
+        sla.check_slas()
+
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.MISSING
+    assert ticket.error["missing"]["status_code"] == 404
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    missing = [m for m in warnings if "itsm.sla.ticket_missing" in m]
+    assert len(missing) == 1
+    assert f"ticket {ticket.pk}" in missing[0] and ticket.external_key in missing[0]
+    assert not [m for m in warnings if "refresh_failed" in m]
+
+
+def test_a_failed_refresh_warning_names_the_ticket_and_the_reason(itsm_endpoints, fakes, caplog):
+    ticket = delivered_ticket("jira", "2")
+    fakes.faults(platform="jira", status=503, count=1000)
+
+    with time_machine.travel(START + timedelta(minutes=10), tick=True):
+        sla.check_slas()
+
+    [warning] = [
+        r.getMessage() for r in caplog.records if "itsm.sla.refresh_failed" in r.getMessage()
+    ]
+    assert f"ticket {ticket.pk}" in warning
+    assert ticket.external_key in warning
+    assert "503" in warning
 
 
 def test_servicenow_incident_resolved_in_the_platform_is_resolved_on_refresh(itsm_endpoints, fakes):
@@ -368,7 +406,7 @@ def test_a_servicenow_resolution_takes_its_time_from_the_incident(itsm_endpoints
     ],
 )
 def test_platform_timestamps_are_read_as_utc_and_unreadable_ones_are_ignored(text, expected):
-    assert sla.parse_platform_time(text) == expected
+    assert parse_platform_time(text) == expected
 
 
 def test_the_check_writes_only_the_columns_it_changes(itsm_endpoints, fakes):
@@ -399,30 +437,6 @@ def test_the_check_writes_only_the_columns_it_changes(itsm_endpoints, fakes):
         "sla_breached_at",
     }
     assert {"first_response_at", "resolved_at", "sla_breached"} <= written
-
-
-# --- compliance -------------------------------------------------------------------------------
-
-
-def tracked_ticket(number: int, breached: bool) -> Ticket:
-    return Ticket.objects.create(
-        platform="jira",
-        idempotency_key=f"key-{number}",
-        sla_due_at=START + timedelta(hours=8),
-        sla_breached=breached,
-    )
-
-
-def test_compliance_is_the_share_of_tracked_tickets_within_sla():
-    for number, breached in enumerate([False, False, False, True]):
-        tracked_ticket(number, breached)
-    Ticket.objects.create(platform="jira", idempotency_key="untracked")
-
-    assert sla.compliance() == {"tracked": 4, "breached": 1, "compliance": 0.75}
-
-
-def test_compliance_without_tracked_tickets_is_complete():
-    assert sla.compliance() == {"tracked": 0, "breached": 0, "compliance": 1.0}
 
 
 def test_a_ticket_answered_in_time_but_outside_the_rotation_is_looked_at_before_it_is_judged(

@@ -1,0 +1,81 @@
+"""The itsm app's public face: the only names other apps (escalation, exports) import from itsm.
+
+- **Outbox**: :func:`enqueue` a registered kind inside your transaction (:func:`outbox_kinds` lists
+  them: ``slack.post``, ``jira.comment``, ``jira.transition``, ``servicenow.comment``,
+  ``linear.create``, ``github.rerun``, ``ticket.create``); register a kind of your own with
+  :func:`outbox_handler`. Delivery is exactly once per idempotency key, after commit, retried
+  while the platform is down.
+- **Tickets**: :func:`open_ticket` (fields you composed) and :func:`create_from_template`
+  record a ``Ticket`` and queue its creation; :func:`sla_state` says where its SLA stands.
+- **Clients**: :func:`client_for` gives a platform's client, which implements
+  :class:`PlatformClient` (create, read_status, comment, transition, link); for calls made in
+  a worker task, never in a request.
+- **Types and errors**: the values and exceptions those return and raise.
+"""
+
+from __future__ import annotations
+
+from itsm.clients import client_class, client_for
+from itsm.clients.interface import (
+    COMMENT,
+    CREATE,
+    LINK,
+    READ_STATUS,
+    TRANSITION,
+    PlatformClient,
+    Ref,
+)
+from itsm.errors import (
+    FieldError,
+    ItsmError,
+    NotConfigured,
+    RetryableError,
+    TemplateError,
+    UpstreamRejected,
+    ValidationFailed,
+)
+from itsm.models import OutboxMessage, Ticket
+from itsm.outbox import HANDLERS, enqueue, is_redelivery
+from itsm.outbox import handler as outbox_handler
+from itsm.services.sla import state_of as sla_state
+from itsm.services.tickets import create_from_template, open_ticket, sent_fields
+from itsm.types import CallLog, CreatedTicket, PlatformView, TicketRef
+
+
+def outbox_kinds() -> list[str]:
+    """Every kind :func:`enqueue` accepts now."""
+    return sorted(HANDLERS)
+
+
+__all__ = [
+    "COMMENT",
+    "CREATE",
+    "LINK",
+    "READ_STATUS",
+    "TRANSITION",
+    "CallLog",
+    "CreatedTicket",
+    "FieldError",
+    "ItsmError",
+    "NotConfigured",
+    "OutboxMessage",
+    "PlatformClient",
+    "PlatformView",
+    "Ref",
+    "RetryableError",
+    "TemplateError",
+    "Ticket",
+    "TicketRef",
+    "UpstreamRejected",
+    "ValidationFailed",
+    "client_class",
+    "client_for",
+    "create_from_template",
+    "enqueue",
+    "is_redelivery",
+    "open_ticket",
+    "outbox_handler",
+    "outbox_kinds",
+    "sent_fields",
+    "sla_state",
+]
