@@ -10,6 +10,7 @@
 - **Clients**: :func:`client_for` gives a platform's client, which implements
   :class:`PlatformClient` (create, read_status, comment, transition, link); for calls made in
   a worker task, never in a request.
+- **Slack**: :func:`build_blocks` makes a Block Kit message within Slack's limits.
 - **Types and errors**: the values and exceptions those return and raise.
 """
 
@@ -25,6 +26,7 @@ from itsm.clients.interface import (
     PlatformClient,
     Ref,
 )
+from itsm.clients.slack import build_blocks
 from itsm.errors import (
     FieldError,
     ItsmError,
@@ -68,6 +70,7 @@ __all__ = [
     "TicketRef",
     "UpstreamRejected",
     "ValidationFailed",
+    "build_blocks",
     "client_class",
     "client_for",
     "create_from_template",
