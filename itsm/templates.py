@@ -349,7 +349,9 @@ def _info(
     problems = check_template(platform, engine, fields, allow_any_platform=True)
     if problems:
         raise TemplateError(
-            f"template {platform}/{name} is invalid: {'; '.join(problems)}", template_name=name
+            f"template {platform}/{name} is invalid: {'; '.join(problems)}",
+            template_name=name,
+            platform=platform,
         )
     used = _all_variables(engine, fields)
     defaults = {key: value for key, value in _defaults(platform).items() if key in used}
@@ -447,7 +449,9 @@ def get_template(platform: str, name: str) -> TemplateInfo:
         platform
     ).get((platform, name))
     if stored is None:
-        raise TemplateError(f"unknown template {platform}/{name}", template_name=name)
+        raise TemplateError(
+            f"unknown template {platform}/{name}", template_name=name, platform=platform
+        )
     try:
         return _info(**stored)
     except TemplateError:
@@ -464,7 +468,9 @@ def _fail(
     info: TemplateInfo, message: str, missing: list[str] | None = None, *, count: bool = True
 ) -> TemplateError:
     if not count:
-        return TemplateError(message, template_name=info.name, missing=missing)
+        return TemplateError(
+            message, template_name=info.name, missing=missing, platform=info.platform
+        )
     TEMPLATE_RENDERING_ERRORS.labels(template_name=info.name).inc()
     logger.warning(
         "itsm.template_render_failed",
@@ -476,7 +482,7 @@ def _fail(
             "error": message,
         },
     )
-    return TemplateError(message, template_name=info.name, missing=missing)
+    return TemplateError(message, template_name=info.name, missing=missing, platform=info.platform)
 
 
 def render(

@@ -339,3 +339,5 @@ ITSM_ENDPOINTS = {
 }
 # How long `from-template` with "wait": true waits for the worker's delivery.
 ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))
+# The debug page and error reports mask the portal's credential names and ITSM endpoint values.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.errors.PortalExceptionReporterFilter"

@@ -1,8 +1,9 @@
 """One error envelope for every API failure: ``{"error": {"code", "message", "fields"}}``.
 
-DRF's exceptions, Django's 404/permission errors and unknown routes all end here, so a client
-parses one shape. Apps raise their own exceptions; each app's hierarchy maps to HTTP below,
-once (``_itsm_response`` for the itsm app).
+DRF's exceptions, Django's 404/permission errors, oversized bodies and unknown routes all end
+here, so a client parses one shape. Apps raise subclasses of :class:`portal.errors.PortalError`,
+which carry their own status, code, fields and headers; they answer with an extra ``detail``
+(the error's ``as_dict()``). Any other exception is a 500 in the envelope, even under DEBUG.
 """
 
 from __future__ import annotations
@@ -10,13 +11,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
-logger = logging.getLogger(__name__)
+from portal.errors import PortalError, RequestTooLarge
+from portal.redaction import redact
+
+# The logger Django itself reports unhandled request errors to (alerts and log filters watch it).
+logger = logging.getLogger("django.request")
 
 
 def envelope(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -40,54 +47,71 @@ def _code_of(exc: exceptions.APIException) -> str:
     return getattr(exc, "default_code", "error")
 
 
-def _itsm_response(exc: Exception) -> Response | None:
-    """The itsm hierarchy (DESIGN.md): 422 invalid input, 502 rejected upstream, 503 unavailable."""
-    from itsm import errors as itsm_errors
+def _portal_error_response(exc: PortalError) -> Response:
+    """Any app's error, by its own status, code, fields and headers (a subclass keeps its parent's)."""
+    body = envelope(exc.code, exc.message, exc.fields())
+    body["error"]["detail"] = exc.as_dict()
+    set_rollback()
+    return Response(redact(body), status=exc.http_status, headers=exc.headers())
 
-    if not isinstance(exc, itsm_errors.ItsmError):
-        return None
-    status_code = {
-        itsm_errors.ValidationFailed: 422,
-        itsm_errors.TemplateError: 422,
-        itsm_errors.UpstreamRejected: 502,
-        itsm_errors.RetryableError: 503,
-        itsm_errors.NotConfigured: 503,
-    }.get(type(exc), 502)
-    detail = exc.as_dict()
-    fields: dict[str, Any] = {}
-    if isinstance(exc, itsm_errors.ValidationFailed):
-        for error in exc.errors:
-            fields.setdefault(error.field, error.message)
-    elif isinstance(exc, itsm_errors.TemplateError) and exc.missing:
-        fields = {"variables": f"missing variables: {', '.join(exc.missing)}"}
-    elif isinstance(exc, itsm_errors.UpstreamRejected):
-        fields = dict(exc.field_errors)
-    body = envelope(exc.code, exc.message, fields)
-    body["error"]["detail"] = detail
-    response = Response(body, status=status_code)
-    if isinstance(exc, itsm_errors.RetryableError) and exc.retry_after:
-        response["Retry-After"] = str(int(exc.retry_after))
-    return response
+
+def _first_problem(fields: Any, path: str = "") -> str:
+    """``"variables: details: at most 32,000 characters"``: the first field's path and message."""
+    if isinstance(fields, dict) and fields:
+        key, value = next(iter(fields.items()))
+        if key in ("non_field_errors", "detail"):
+            return _first_problem(value, path)
+        return _first_problem(value, f"{path}.{key}" if path else str(key))
+    if isinstance(fields, list) and fields:
+        return _first_problem(fields[0], path)
+    if isinstance(fields, str) and fields:
+        return f"{path}: {fields}" if path else fields
+    return "The request has invalid fields."
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if (itsm_response := _itsm_response(exc)) is not None:
-        return itsm_response
+    if isinstance(exc, PortalError):
+        return _portal_error_response(exc)
+    if isinstance(exc, RequestDataTooBig):
+        return _portal_error_response(RequestTooLarge(_too_large_message()))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # a 500: Django's handler500 answers in the envelope for /api/
+        # Anything else is a server error: answered here in the envelope, logged with its stack,
+        # and never Django's debug page (which would show settings and the request) on an API path.
+        logger.error(
+            "Internal Server Error: %s",
+            getattr(context.get("request"), "path", ""),
+            exc_info=exc,
+            extra={"status_code": 500},
+        )
+        set_rollback()
+        response = Response(_server_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        response._has_been_logged = True  # Django's log_response would log it again, stackless
+        return response
     assert isinstance(exc, exceptions.APIException)
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         fields = _flatten(detail)
-        response.data = envelope("invalid", "The request has invalid fields.", fields)
+        response.data = envelope("invalid", _first_problem(fields), fields)
     else:
         response.data = envelope(_code_of(exc), _flatten(exc.detail) if exc.detail else "")
+    # Callers' own text comes back in messages ("No lease named ...", "... is not a valid choice"):
+    # a credential pasted into a request is not echoed.
+    response.data = redact(response.data)
     return response
+
+
+def _too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"The request body is larger than {limit:,} bytes."
+
+
+def _server_error_body() -> dict[str, Any]:
+    return envelope("server_error", "The server failed; the request id names it in the logs.")
 
 
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
@@ -98,7 +122,4 @@ def api_not_found(request, *args, **kwargs) -> JsonResponse:
 
 
 def api_server_error(request) -> JsonResponse:
-    return JsonResponse(
-        envelope("server_error", "The server failed; the request id names it in the logs."),
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
+    return JsonResponse(_server_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from itsm import outbox
 from itsm.models import OutboxMessage, Ticket
 from tests.factories import RCA_VARIABLES, UserFactory
+from tests.itsm.deliveries import sweep_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
 
@@ -106,7 +106,7 @@ def test_from_template_records_a_pending_ticket_and_one_outbox_message(
 def test_swept_ticket_shows_its_incident_number_in_the_api(operator_client, itsm_endpoints, fakes):
     ticket_id = from_template(operator_client).json()["ticket"]["id"]
 
-    outbox.sweep()
+    sweep_now()
     response = operator_client.get(f"{TICKETS_URL}{ticket_id}/")
 
     assert response.status_code == 200
@@ -122,10 +122,10 @@ def test_the_same_job_and_template_again_returns_the_first_ticket(
     operator_client, itsm_endpoints, fakes
 ):
     first = from_template(operator_client).json()["ticket"]["id"]
-    outbox.sweep()
+    sweep_now()
 
     again = from_template(operator_client)
-    outbox.sweep()
+    sweep_now()
 
     assert again.status_code == 200
     assert again.json()["created"] is False
@@ -143,7 +143,7 @@ def test_dry_run_renders_the_fields_and_stores_and_sends_nothing(
     body = response.json()
     assert body["dry_run"] is True
     assert body["ticket"]["fields"]["short_description"] == "RCA Required: nightly-build"
-    assert body["ticket"]["status"] == "dry_run"
+    assert body["ticket"]["id"] is None
     assert not Ticket.objects.exists()
     assert not OutboxMessage.objects.exists()
     assert sum(fakes.state("servicenow")["requests"].values()) == 0
@@ -174,6 +174,14 @@ def test_unknown_template_answers_422(operator_client, itsm_endpoints):
     response = from_template(operator_client, template_name="no_such_template")
 
     assert_envelope(response, 422, "template_error")
+
+
+def test_a_template_error_names_the_platform_the_request_named(operator_client, itsm_endpoints):
+    unknown = from_template(operator_client, platform="jira", template_name="no_such_template")
+    missing = from_template(operator_client, variables={"job_id": "7"})
+
+    assert assert_envelope(unknown, 422, "template_error")["detail"]["platform"] == "jira"
+    assert assert_envelope(missing, 422, "template_error")["detail"]["platform"] == "servicenow"
 
 
 def test_unconfigured_platform_answers_503_not_configured(
