@@ -1,7 +1,9 @@
 """The dashboard's navigation: one list, so every page shows the same sections.
 
-A section whose URL name is not routed yet (its capability has not landed) is shown greyed out
-rather than as a link to a missing page.
+Each section names the role its page needs (``None``: any logged-in user), and a user sees only
+the sections they can open: a link that answers 403 is not offered. A section whose URL name is not
+routed yet (its capability has not landed) is shown greyed out rather than as a link to a missing
+page.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
+from portal.roles import OPERATORS, user_has_role
+
 
 @dataclass(frozen=True)
 class Section:
     label: str
     url_name: str
-    staff_only: bool = False
+    role: str | None = None  # the role the page needs; None for any logged-in user
+    staff_only: bool = False  # the Django admin: staff, whatever their role
     prefix: str = ""  # the section is current for every path under this prefix (default: its URL)
 
 
@@ -24,18 +29,26 @@ SECTIONS = (
     Section("CI health", "escalation:ci-health"),
     Section("Exports", "exports:session-list"),
     Section("Requests", "escalation:request-list"),
-    Section("ITSM templates", "itsm:template-new-ticket", prefix="/itsm/"),
+    Section("ITSM templates", "itsm:template-new-ticket", role=OPERATORS, prefix="/itsm/"),
     Section("API docs", "api-docs"),
     Section("Admin", "admin:index", staff_only=True),
 )
 
 
+def visible_sections(user) -> list[Section]:
+    """The sections ``user`` may open."""
+    if not (user and user.is_authenticated):
+        return []
+    return [
+        section
+        for section in SECTIONS
+        if user_has_role(user, section.role) and (user.is_staff or not section.staff_only)
+    ]
+
+
 def navigation(request) -> dict:
-    user = getattr(request, "user", None)
     items = []
-    for section in SECTIONS:
-        if section.staff_only and not (user and user.is_staff):
-            continue
+    for section in visible_sections(getattr(request, "user", None)):
         try:
             url = reverse(section.url_name)
         except NoReverseMatch:

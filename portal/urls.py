@@ -10,6 +10,8 @@ admin.site.site_header = "Operations portal administration"
 admin.site.site_title = "Operations portal"
 admin.site.index_title = "Configuration, overrides and audit"
 
+handler403 = "portal.views.permission_denied"
+handler404 = "portal.views.page_not_found"
 handler500 = "portal.views.server_error"
 
 urlpatterns = [

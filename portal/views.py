@@ -7,11 +7,13 @@ import os
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import DatabaseError, connections
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseServerError, JsonResponse
+from django.template import loader
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
-from portal.api.errors import api_server_error
+from portal.api.errors import api_not_found, api_server_error, envelope
 from portal.celery import app as celery_app
 from portal.roles import user_roles
 from portal.services.status import status_snapshot
@@ -70,13 +72,55 @@ def readyz(request) -> JsonResponse:
     )
 
 
-def server_error(request):
-    """500 handler: the JSON envelope for the API, Django's plain page elsewhere."""
-    if request.path.startswith("/api/"):
-        return api_server_error(request)
-    from django.views.defaults import server_error as html_server_error
+# --- error pages ------------------------------------------------------------------------------
+# Pages get the portal's own 403/404/500 (templates/403.html, ...); paths under /api/ keep the JSON
+# envelope, so an API client never has to parse HTML.
 
-    return html_server_error(request)
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def permission_denied(request, exception=None):
+    """403 handler: the envelope for the API; elsewhere the styled page, naming the role needed."""
+    if _is_api(request):
+        return JsonResponse(
+            envelope("permission_denied", "You do not have permission to perform this action."),
+            status=403,
+        )
+    return defaults.permission_denied(request, exception, template_name="403.html")
+
+
+def page_not_found(request, exception=None):
+    """404 handler: the envelope for the API, the styled page elsewhere."""
+    if _is_api(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception, template_name="404.html")
+
+
+# What a visitor still gets when even the styled 500 page cannot render (a missing static file
+# under the manifest storage, a broken template): no database, no context processor, no template.
+PLAIN_SERVER_ERROR = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Server error</title>'
+    "</head><body><h1>Server error</h1><p>The portal failed to answer this request; it has "
+    "been logged. Try again in a moment.</p></body></html>"
+)
+
+
+def server_error(request):
+    """500 handler: the envelope for the API, the styled page elsewhere.
+
+    Rendered without the request, so no context processor (the navigation reads the database)
+    runs: the database may be what failed.
+    """
+    if _is_api(request):
+        return api_server_error(request)
+    try:
+        body = loader.render_to_string("500.html", {"request_id": getattr(request, "id", "")})
+    except Exception:
+        logger.exception("the 500 page could not be rendered; answering the plain one")
+        body = PLAIN_SERVER_ERROR
+    return HttpResponseServerError(body)
 
 
 @never_cache

@@ -17,7 +17,9 @@ from tests.factories import HeartbeatFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"  # the factory's password
+# What each role's navigation offers: only what the role can open.
 SECTIONS = ["Overview", "CI health", "Exports", "Requests", "ITSM templates", "API docs"]
+SECTIONS_WITHOUT_OPERATORS = [section for section in SECTIONS if section != "ITSM templates"]
 
 
 def csrf_token_of(html: str) -> str:
@@ -179,12 +181,45 @@ def test_dashboard_navigation_lists_every_section(client):
 
 
 def test_dashboard_navigation_offers_the_admin_to_staff(client):
-    client.force_login(UserFactory(is_staff=True))
+    client.force_login(UserFactory(is_staff=True, roles=["operators"]))
 
     html = client.get("/").content.decode()
 
     assert nav_labels(html) == [*SECTIONS, "Admin"]
     assert '<a href="/admin/">Admin</a>' in html
+
+
+@pytest.mark.parametrize(
+    ("roles", "is_staff", "superuser", "sections"),
+    [
+        (["operators"], False, False, SECTIONS),
+        (["qa"], True, False, [*SECTIONS_WITHOUT_OPERATORS, "Admin"]),
+        (["admins"], True, False, [*SECTIONS, "Admin"]),
+        ([], True, True, [*SECTIONS, "Admin"]),
+        ([], False, False, SECTIONS_WITHOUT_OPERATORS),
+    ],
+    ids=["operator", "qa", "admin", "superuser", "no-role"],
+)
+def test_navigation_offers_each_role_only_what_it_can_open(
+    client, roles, is_staff, superuser, sections
+):
+    client.force_login(UserFactory(roles=roles, is_staff=is_staff, is_superuser=superuser))
+
+    html = client.get("/").content.decode()
+
+    assert nav_labels(html) == sections
+    nav = re.search(r'<nav aria-label="Sections">(.*?)</nav>', html, re.S).group(1)
+    for url in re.findall(r'href="([^"]+)"', nav):
+        assert client.get(url).status_code == 200, url
+
+
+def test_qa_is_not_offered_the_itsm_pages_which_it_cannot_open(client):
+    client.force_login(UserFactory(roles=["qa"], is_staff=True))
+
+    html = client.get("/").content.decode()
+
+    assert "ITSM templates" not in html
+    assert client.get("/itsm/tickets/new/").status_code == 403
 
 
 def test_dashboard_marks_overview_as_the_current_page(client):
