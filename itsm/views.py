@@ -13,23 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.views import View
-from django.views.generic import DetailView, ListView
+from django.views.generic import DetailView
 
 from itsm.config import TICKET_PLATFORMS
 from itsm.errors import NotConfigured, TemplateError, ValidationFailed
+from itsm.filters import TicketFilterSet
 from itsm.models import Platform, Ticket
 from itsm.services import sla
 from itsm.services import tickets as ticket_service
 from itsm.templates import TemplateInfo, list_templates, variables_by_field, variables_in_order
 from itsm.validation import ANY_ISSUE_TYPE, SCHEMAS
-from portal.roles import OPERATORS, user_has_role
+from portal.pages import Column, FilteredListView
+from portal.roles import OperatorRequiredMixin
 
 PLATFORM_LABELS = {value: str(Platform(value).label) for value in TICKET_PLATFORMS}
 # Listed in this order in the dropdown (the seed's order: ServiceNow first).
@@ -38,15 +36,6 @@ PLATFORM_ORDER = ("servicenow", "jira")
 LONG_VARIABLE_WORDS = {"details", "description", "body", "notes", "steps", "log", "message"}
 JOB_ID_MAX_LENGTH = Ticket._meta.get_field("job_id").max_length
 TICKETS_PER_PAGE = 50
-
-
-class OperatorRequiredMixin(LoginRequiredMixin):
-    """Anonymous visitors go to the login page; a user without the operators role gets 403."""
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and not user_has_role(request.user, OPERATORS):
-            raise PermissionDenied("This page needs the operators role.")
-        return super().dispatch(request, *args, **kwargs)
 
 
 # --- the new-ticket form ----------------------------------------------------------------------
@@ -362,38 +351,41 @@ def web_link(url: str) -> str:
     return url if url.startswith(("https://", "http://")) else ""
 
 
-class TicketListView(OperatorRequiredMixin, ListView):
+class TicketListView(OperatorRequiredMixin, FilteredListView):
+    """The ticket records: the API's FilterSet, search, sortable columns, forgiving pages."""
+
     template_name = "itsm/ticket_list.html"
     context_object_name = "tickets"
+    queryset = Ticket.objects.select_related("created_by")
+    filterset_class = TicketFilterSet
+    filter_bar_fields = [
+        "q",
+        "platform",
+        "status",
+        "sla_breached",
+        "created_after",
+        "created_before",
+    ]
     paginate_by = TICKETS_PER_PAGE
-    paginator_class = Paginator
-
-    def filters(self) -> dict[str, str]:
-        chosen = {}
-        platform = self.request.GET.get("platform", "")
-        if platform in TICKET_PLATFORMS:
-            chosen["platform"] = platform
-        status = self.request.GET.get("status", "")
-        if status in Ticket.Status.values and status != Ticket.Status.DRY_RUN:
-            chosen["status"] = status
-        return chosen
-
-    def get_queryset(self):
-        return Ticket.objects.filter(**self.filters()).select_related("created_by")
+    default_ordering = ("-created_at", "-id")
+    columns = (
+        Column("Record", "id"),
+        Column("Platform", "platform"),
+        Column("External key", "external_key"),
+        Column("Job id", "job_id"),
+        Column("Template", "template_name"),
+        Column("Status", "status"),
+        Column("Attempts", "attempts", numeric=True),
+        Column("SLA due", "sla_due_at"),
+        Column("SLA"),
+        Column("Created", "created_at"),
+    )
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        chosen = self.filters()
         for ticket in context["tickets"]:
             ticket.sla_state = sla.state_of(ticket)
             ticket.link = web_link(ticket.external_url)
-        context["filters"] = chosen
-        context["platform_choices"] = [(p, PLATFORM_LABELS[p]) for p in PLATFORM_ORDER]
-        context["status_choices"] = [
-            (value, label) for value, label in Ticket.Status.choices if value != "dry_run"
-        ]
-        # Pagination links keep the filters.
-        context["filter_query"] = f"&{urlencode(chosen)}" if chosen else ""
         return context
 
 

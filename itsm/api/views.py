@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import django_filters
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -20,6 +19,7 @@ from itsm.api.serializers import (
     TemplateQuerySerializer,
     TicketSerializer,
 )
+from itsm.filters import TicketFilterSet
 from itsm.models import Ticket
 from itsm.services import tickets as ticket_service
 from itsm.templates import get_template, list_templates
@@ -27,21 +27,12 @@ from portal.api.permissions import IsOperator
 from portal.api.views import PortalReadOnlyViewSet
 
 
-class TicketFilter(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-
-    class Meta:
-        model = Ticket
-        fields = ["platform", "status", "job_id", "template_name", "sla_breached"]
-
-
 class TicketViewSet(PortalReadOnlyViewSet):
     """Ticket records the portal created or is creating (newest first)."""
 
     queryset = Ticket.objects.select_related("created_by")
     serializer_class = TicketSerializer
-    filterset_class = TicketFilter
+    filterset_class = TicketFilterSet
     ordering_fields = ["created_at", "sla_due_at", "id"]
 
 

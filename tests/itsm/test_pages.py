@@ -417,9 +417,10 @@ def test_ticket_list_filters_by_platform_and_status(operator_page):
 def test_ticket_list_ignores_unknown_filter_values(operator_page):
     make_ticket(job_id="sn-pending")
 
-    response = operator_page.get(TICKET_LIST, {"platform": "nope", "status": "dry_run"})
+    response = operator_page.get(TICKET_LIST, {"platform": "nope", "status": "bogus"})
 
     assertContains(response, "sn-pending")
+    assertContains(response, "Select a valid choice. nope is not one of the available choices.")
 
 
 def test_ticket_list_pages_by_fifty_and_keeps_the_filters(operator_page):
@@ -430,7 +431,7 @@ def test_ticket_list_pages_by_fifty_and_keeps_the_filters(operator_page):
     second = operator_page.get(TICKET_LIST, {"platform": "servicenow", "page": 2})
 
     assert len(first.context["tickets"]) == 50
-    assertContains(first, 'href="?page=2&amp;platform=servicenow"')
+    assertContains(first, 'href="?platform=servicenow&amp;page=2" rel="next"')
     assert len(second.context["tickets"]) == 5
 
 
