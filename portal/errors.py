@@ -52,6 +52,10 @@ class RequestTooLarge(PortalError):
     http_status = 413
     code = "request_too_large"
 
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than {limit:,} bytes.")
+
 
 # --- error reports (Django's debug page, mailed reports) ----------------------------------------
 

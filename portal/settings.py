@@ -68,6 +68,8 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("PORTAL_MAX_REQUEST_BYTES", str(5 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# The debug page and error reports mask the portal's credential names and ITSM endpoint values.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.errors.PortalExceptionReporterFilter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -230,6 +232,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("PORTAL_API_USER_RATE", "2000/minute")},
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    # The API's edge (portal/api): JSON only, within the size limit, every string checked; the
+    # path and query string checked before anything reads them; answers that always encode.
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.StrictJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.api.negotiation.EdgeContentNegotiation",
+    "DEFAULT_RENDERER_CLASSES": [
+        "portal.api.renderers.SafeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -339,5 +349,3 @@ ITSM_ENDPOINTS = {
 }
 # How long `from-template` with "wait": true waits for the worker's delivery.
 ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))
-# The debug page and error reports mask the portal's credential names and ITSM endpoint values.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.errors.PortalExceptionReporterFilter"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -73,7 +72,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, PortalError):
         return _portal_error_response(exc)
     if isinstance(exc, RequestDataTooBig):
-        return _portal_error_response(RequestTooLarge(_too_large_message()))
+        return _portal_error_response(RequestTooLarge())
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -103,11 +102,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # a credential pasted into a request is not echoed.
     response.data = redact(response.data)
     return response
-
-
-def _too_large_message() -> str:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return f"The request body is larger than {limit:,} bytes."
 
 
 def _server_error_body() -> dict[str, Any]:
