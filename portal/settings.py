@@ -162,18 +162,34 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, channel layer, cache ----------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Explicit socket options: redis-py's default read timeout (5 s) equals the 5 s blocking pop with
+# which channels_redis waits for a WebSocket's next message, so an idle dashboard's read timed out
+# just as Redis answered and the socket died every few seconds. Reads that may block get three
+# times the pop; keepalive and health checks find connections a restart or a NAT silently dropped.
+_redis_connection_options = {
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "portal",
+            # Cache calls never block: a short read timeout, and a slow Redis fails them fast.
+            "OPTIONS": {**_redis_connection_options, "socket_timeout": 5},
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "portal:channels"},
+            "CONFIG": {
+                "hosts": [
+                    {"address": REDIS_URL, **_redis_connection_options, "socket_timeout": 15}
+                ],
+                "prefix": "portal:channels",
+            },
         }
     }
 else:
@@ -229,7 +245,8 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    # Counted atomically (Redis INCR, or the cache's add + incr): the limit holds under races.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.AtomicUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("PORTAL_API_USER_RATE", "2000/minute")},
     "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
     # The API's edge (portal/api): JSON only, within the size limit, every string checked; the

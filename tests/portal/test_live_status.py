@@ -5,19 +5,25 @@ authentication, routing) and the configured channel layer (in memory, or Redis i
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
 from portal.asgi import application
+from portal.consumers import CLOSE_TRY_AGAIN_LATER
 from portal.models import Heartbeat
 from portal.services.heartbeat import record_heartbeat
+from portal.services.status import STATUS_GROUP
 from portal.tasks import record_heartbeat_task
 from tests.factories import HeartbeatFactory, UserFactory
 
@@ -188,3 +194,88 @@ def test_heartbeat_task_records_the_beat_leader_and_fencing_token_it_was_sent_wi
     heartbeat = Heartbeat.objects.get(pk=result.result)
     assert heartbeat.beat_identity == "beat@host-a"
     assert heartbeat.fencing_token == 7
+
+
+class QuickPopChannelLayer(RedisChannelLayer):
+    """The production layer with a shorter blocking pop, so a test sees many pops in seconds."""
+
+    brpop_timeout = 0.5
+
+
+@pytest.mark.redis
+def test_an_open_dashboard_socket_outlives_many_blocking_pops_without_an_error(
+    session_cookie, settings, caplog
+):
+    # The configured read timeout, scaled with the pop timeout: the ratio is what keeps a read
+    # from timing out while Redis still holds the pop (redis-py's default equals the pop's 5 s).
+    configured = settings.CHANNEL_LAYERS["default"]
+    host = configured["CONFIG"]["hosts"][0]
+    ratio = host["socket_timeout"] / RedisChannelLayer.brpop_timeout
+    socket_timeout = QuickPopChannelLayer.brpop_timeout * ratio
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": f"{__name__}.QuickPopChannelLayer",
+            "CONFIG": {
+                **configured["CONFIG"],
+                "hosts": [{**host, "socket_timeout": socket_timeout}],
+                # Its own prefix: no other test run's heartbeat reaches this group.
+                "prefix": f"portal:test-{uuid.uuid4().hex[:8]}",
+            },
+        }
+    }
+    hold = 2 * socket_timeout + QuickPopChannelLayer.brpop_timeout
+    caplog.set_level(logging.WARNING)
+
+    async def scenario():
+        client = communicator(session_cookie)
+        assert (await client.connect())[0]
+        await client.receive_json_from()
+        quiet = await client.receive_nothing(timeout=hold, interval=0.1)
+        crashed = client.future.done()
+        await get_channel_layer().group_send(
+            STATUS_GROUP, {"type": "status.changed", "status": {"after": "the hold"}}
+        )
+        pushed = await client.receive_json_from()
+        await client.disconnect()
+        return quiet, crashed, pushed
+
+    quiet, crashed, pushed = async_to_sync(scenario)()
+
+    assert quiet
+    assert not crashed
+    assert pushed == {"type": "snapshot", "status": {"after": "the hold"}}
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR
+    ] == []
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_channel_layer_without_redis_closes_the_socket_for_a_retry_with_a_warning(
+    session_cookie, settings, caplog
+):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": f"redis://127.0.0.1:{closed_port()}/0", "socket_timeout": 2}]
+            },
+        }
+    }
+    caplog.set_level(logging.WARNING, logger="portal.consumers")
+
+    async def scenario():
+        client = communicator(session_cookie)
+        connected, code = await client.connect()
+        await client.wait(RECEIVE_TIMEOUT)  # raises if the application failed
+        return connected, code
+
+    connected, code = async_to_sync(scenario)()
+
+    assert not connected
+    assert code == CLOSE_TRY_AGAIN_LATER
+    assert "the channel layer lost Redis" in caplog.text
