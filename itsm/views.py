@@ -96,7 +96,14 @@ class VariableInput:
     long: bool
     used_in: list[str]
     suggestions: list[str]
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # about this input alone (it is missing)
+    # Ticket fields this input feeds that have an error: the input is marked, and points at the
+    # message under the field in the preview, rather than repeating it under every input.
+    affects: list[str] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> bool:
+        return bool(self.errors or self.affects)
 
     @property
     def hint(self) -> str:
@@ -223,19 +230,32 @@ def form_context(draft: Draft, *, submitted: bool) -> dict[str, Any]:
     if submitted:
         # Before the first submit an empty form is not an error; the preview lists what is needed.
         for name in draft.missing:
+            message = f"{name} is required by this template"
             if name in inputs:
-                inputs[name].errors.append(f"{name} is required by this template")
+                inputs[name].errors.append(message)
+            else:
+                general_errors.append(message)
     for error in draft.field_errors:
         target = rendered_fields.get(error["field"])
         if target is None:
             general_errors.append(error["message"])
             continue
-        target.errors.append(error["message"])
+        # Each message once, under the field it is about; the inputs feeding it are only marked.
+        if error["message"] not in target.errors:
+            target.errors.append(error["message"])
         for name in uses.get(error["field"], []):
-            inputs[name].errors.append(error["message"])
+            if name in inputs and target.name not in inputs[name].affects:
+                inputs[name].affects.append(target.name)
     # After a refused submit, focus starts on the first input to fix (no script needed).
-    invalid = [f"var-{i.name}" for i in inputs.values() if i.errors]
+    invalid = [f"var-{i.name}" for i in inputs.values() if i.invalid]
     focus_id = "job-id" if draft.job_id_errors else next(iter(invalid), "")
+    # The status line counts exactly the messages the page shows, each once.
+    problem_count = (
+        len(draft.job_id_errors)
+        + sum(len(i.errors) for i in inputs.values())
+        + sum(len(f.errors) for f in rendered_fields.values())
+        + len(general_errors)
+    )
     return {
         "focus_id": focus_id,
         "platforms": [
@@ -253,9 +273,7 @@ def form_context(draft: Draft, *, submitted: bool) -> dict[str, Any]:
         "preview_fields": list(rendered_fields.values()),
         "missing": draft.missing,
         "general_errors": general_errors,
-        "problem_count": sum(len(f.errors) for f in rendered_fields.values())
-        + len(general_errors)
-        + (len(draft.missing) if submitted else 0),
+        "problem_count": problem_count,
         "submitted": submitted,
         "catalog": template_catalog(draft.templates),
     }

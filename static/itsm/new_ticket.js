@@ -2,7 +2,9 @@
 // the templates, switching the template rebuilds the variable inputs (from the catalog embedded with
 // json_script), and typing refreshes the preview through POST /api/v1/tickets/preview. "Dry run" and
 // "Create ticket" submit the form as they do without this script, so errors come from one place.
-// User text is only ever set with textContent.
+// User text is only ever set with textContent, with bidi controls made visible (as the server's
+// bidi_safe filter does). Each error is shown once: under the ticket field it is about, with the
+// inputs that feed that field marked and pointing at it; the status line counts what is shown.
 (function () {
   "use strict";
 
@@ -20,7 +22,10 @@
   const previewFields = document.getElementById("preview-fields");
   const previewErrors = document.getElementById("preview-errors");
   const missingHint = document.getElementById("preview-missing");
+  const jobIdError = document.getElementById("job-id-error");
   const DEBOUNCE_MS = 250;
+  // LRE..RLO, LRI..PDI, LRM, RLM, ALM: shown as <U+202E> so they cannot reorder what is around them.
+  const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
 
   // Variables the user has typed in (or all, after a submit): only these show "is required".
   const touched = new Set();
@@ -46,13 +51,20 @@
     return input ? input.value : "";
   }
 
+  function visibleBidi(text) {
+    return String(text).replace(
+      BIDI_CONTROLS,
+      (control) => `<U+${control.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}>`
+    );
+  }
+
   function element(tag, attributes = {}, text = null) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attributes)) {
       if (value === true) node.setAttribute(name, "");
       else if (value !== false && value !== null) node.setAttribute(name, value);
     }
-    if (text !== null) node.textContent = text;
+    if (text !== null) node.textContent = visibleBidi(text);
     return node;
   }
 
@@ -108,7 +120,7 @@
         id,
         name: `var_${variable.name}`,
         required: true,
-        "aria-describedby": `${id}-hint ${id}-error`,
+        "aria-describedby": `${id}-hint ${id}-error ${id}-affects`,
       };
       let input;
       if (variable.long) {
@@ -130,6 +142,7 @@
       }
       wrapper.append(element("p", { class: "hint", id: `${id}-hint` }, variableHint(template, variable)));
       wrapper.append(element("p", { class: "field-error", id: `${id}-error`, hidden: true }));
+      wrapper.append(element("p", { class: "field-affects", id: `${id}-affects`, hidden: true }));
       variablesFieldset.append(wrapper);
     }
     const defaults = Object.entries(template.defaults);
@@ -147,7 +160,7 @@
     form.elements.platform.value = platformSelect.value;
     form.elements.template_name.value = template ? template.name : "";
     templateDescription.textContent = template
-      ? template.description ||
+      ? visibleBidi(template.description) ||
         `From ${template.source === "file" ? "config/itsm_config.json" : "the admin"}.`
       : "";
     buildVariableInputs(template);
@@ -173,16 +186,39 @@
     return values;
   }
 
-  function showFieldError(wrapper, messages) {
+  // An input's own messages (it is missing, or the API refused its value) and the ticket fields
+  // it feeds that have a problem: marked, described by the field's message, not repeating it.
+  function showInputState(wrapper, messages, affects = []) {
     const error = wrapper.querySelector(".field-error");
+    const note = wrapper.querySelector(".field-affects");
     const control = wrapper.querySelector("input, textarea");
-    error.textContent = messages.join(" ");
+    const invalid = messages.length > 0 || affects.length > 0;
+    error.textContent = visibleBidi(messages.join(" "));
     error.hidden = messages.length === 0;
-    wrapper.classList.toggle("invalid", messages.length > 0);
-    if (control) {
-      if (messages.length) control.setAttribute("aria-invalid", "true");
-      else control.removeAttribute("aria-invalid");
+    if (note) {
+      note.textContent = affects.length
+        ? `Feeds ${affects.join(", ")}: see the problem${affects.length === 1 ? "" : "s"} in the preview.`
+        : "";
+      note.hidden = affects.length === 0;
     }
+    wrapper.classList.toggle("invalid", invalid);
+    if (control) {
+      if (invalid) control.setAttribute("aria-invalid", "true");
+      else control.removeAttribute("aria-invalid");
+      if (note && control.id) {
+        const described = [`${control.id}-hint`, `${control.id}-error`, `${control.id}-affects`];
+        for (const field of affects) described.push(`preview-${field}-error`);
+        control.setAttribute("aria-describedby", described.join(" "));
+      }
+    }
+  }
+
+  function shownJobIdErrors() {
+    return jobIdError && !jobIdError.hidden ? 1 : 0;
+  }
+
+  function problemsText(count) {
+    return `${count} problem${count === 1 ? "" : "s"} to fix before creating.`;
   }
 
   function setStatus(text, state) {
@@ -199,14 +235,17 @@
   function render(result, template) {
     clearDryRunNotice();
     const fieldErrors = Object.create(null);
+    const affects = Object.create(null);
     const inputErrors = Object.create(null);
     const general = [];
     for (const error of result.errors) {
       if (Object.hasOwn(result.fields, error.field)) {
-        (fieldErrors[error.field] ||= []).push(error.message);
+        const messages = (fieldErrors[error.field] ||= []);
+        if (!messages.includes(error.message)) messages.push(error.message);
         const feeding = Object.hasOwn(template.uses, error.field) ? template.uses[error.field] : [];
         for (const name of feeding) {
-          (inputErrors[name] ||= []).push(error.message);
+          const fields = (affects[name] ||= []);
+          if (!fields.includes(error.field)) fields.push(error.field);
         }
       } else {
         general.push(error.message);
@@ -215,12 +254,13 @@
     let shownMissing = 0;
     for (const name of result.missing) {
       if (submitted || touched.has(name)) {
-        (inputErrors[name] ||= []).unshift(`${name} is required by this template`);
+        (inputErrors[name] ||= []).push(`${name} is required by this template`);
         shownMissing += 1;
       }
     }
     for (const wrapper of variablesFieldset.querySelectorAll("[data-variable]")) {
-      showFieldError(wrapper, inputErrors[wrapper.dataset.variable] || []);
+      const name = wrapper.dataset.variable;
+      showInputState(wrapper, inputErrors[name] || [], affects[name] || []);
     }
 
     previewFields.replaceChildren();
@@ -232,25 +272,81 @@
       });
       const detail = element("dd");
       detail.append(element("div", { class: "value" }, value));
-      detail.append(element("p", { class: "field-error", hidden: !messages.length }, messages.join(" ")));
+      detail.append(
+        element(
+          "p",
+          { class: "field-error", id: `preview-${name}-error`, hidden: !messages.length },
+          messages.join(" ")
+        )
+      );
       item.append(element("dt", {}, name), detail);
       previewFields.append(item);
     }
 
-    previewErrors.replaceChildren();
-    for (const message of general) previewErrors.append(element("li", { class: "field-error" }, message));
-    previewErrors.hidden = general.length === 0;
+    showGeneralErrors(general);
     missingHint.hidden = result.missing.length === 0;
 
     const problems =
-      Object.values(fieldErrors).reduce((sum, list) => sum + list.length, 0) + general.length + shownMissing;
+      Object.values(fieldErrors).reduce((sum, list) => sum + list.length, 0) +
+      general.length +
+      shownMissing +
+      shownJobIdErrors();
     if (problems) {
-      setStatus(`${problems} problem${problems === 1 ? "" : "s"} to fix before creating.`, "bad");
+      setStatus(problemsText(problems), "bad");
     } else if (result.missing.length) {
-      setStatus(`Still needed: ${result.missing.join(", ")}.`, null);
+      setStatus(`Still needed: ${visibleBidi(result.missing.join(", "))}.`, null);
     } else {
       setStatus(`Ready: these fields pass ${platformLabel(template.platform)}'s checks.`, null);
     }
+  }
+
+  function showGeneralErrors(messages) {
+    previewErrors.replaceChildren();
+    for (const message of messages) previewErrors.append(element("li", { class: "field-error" }, message));
+    previewErrors.hidden = messages.length === 0;
+  }
+
+  // The error envelope's per-field messages, flattened: [["variables", "details"], "message"].
+  function envelopeMessages(fields, path = []) {
+    if (typeof fields === "string") return [[path, fields]];
+    if (Array.isArray(fields)) return fields.flatMap((item) => envelopeMessages(item, path));
+    if (fields && typeof fields === "object") {
+      return Object.entries(fields).flatMap(([key, value]) => envelopeMessages(value, [...path, key]));
+    }
+    return [];
+  }
+
+  // A 400 from the preview (a value the API refuses, such as one over its length limit): the
+  // envelope's reasons, beside the variable they name when they name one, the rest listed.
+  function renderRefusal(error) {
+    const variables = new Set(
+      [...variablesFieldset.querySelectorAll("[data-variable]")].map((w) => w.dataset.variable)
+    );
+    const inputErrors = Object.create(null);
+    const general = [];
+    for (const [path, message] of envelopeMessages(error.fields || {})) {
+      let variable = null;
+      let text = message;
+      if (path[0] === "variables" && variables.has(path[1])) {
+        variable = path[1];
+      } else if (path[0] === "variables" && path.length === 1) {
+        // "details: at most 32,000 characters": a message that starts with the variable's name.
+        const named = [...variables].find((name) => message.startsWith(`${name}: `));
+        if (named) [variable, text] = [named, message.slice(named.length + 2)];
+      }
+      if (variable) (inputErrors[variable] ||= []).push(text);
+      else general.push(path.length ? `${path.join(".")}: ${message}` : message);
+    }
+    if (!general.length && !Object.keys(inputErrors).length) general.push(error.message);
+    for (const wrapper of variablesFieldset.querySelectorAll("[data-variable]")) {
+      showInputState(wrapper, inputErrors[wrapper.dataset.variable] || []);
+    }
+    showGeneralErrors(general);
+    const problems =
+      general.length +
+      Object.values(inputErrors).reduce((sum, list) => sum + list.length, 0) +
+      shownJobIdErrors();
+    setStatus(`Preview refused: ${problemsText(problems)}`, "bad");
   }
 
   async function refreshPreview() {
@@ -285,9 +381,14 @@
       body = null;
     }
     if (mine !== sequence) return;
+    if (response.status === 400 && body && body.error) {
+      clearDryRunNotice();
+      renderRefusal(body.error);
+      return;
+    }
     if (!response.ok || !body) {
       const message = body && body.error && body.error.message ? body.error.message : `HTTP ${response.status}`;
-      setStatus(`Preview unavailable: ${message}`, "bad");
+      setStatus(`Preview unavailable: ${visibleBidi(message)}`, "bad");
       return;
     }
     render(body, template);
@@ -306,6 +407,6 @@
   });
 
   jobIdInput.addEventListener("input", () => {
-    showFieldError(jobIdInput.closest(".field"), []);
+    showInputState(jobIdInput.closest(".field"), []);
   });
 })();

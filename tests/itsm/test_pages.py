@@ -7,6 +7,7 @@ covers the live preview.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -76,6 +77,29 @@ def make_ticket(**fields) -> Ticket:
 
 def error_beside(input_id: str, message: str) -> str:
     return f'<p class="field-error" id="{input_id}-error">{message}</p>'
+
+
+def error_under_field(field: str, message: str) -> str:
+    """A message under a ticket field in the preview: the one place it is shown."""
+    return f'<p class="field-error" id="preview-{field}-error">{message}</p>'
+
+
+def assert_marked_for(response, variable: str, field: str) -> None:
+    """The input is marked invalid, described by the field's message, and points at it without
+    repeating it."""
+    html = response.content.decode()
+    control = re.search(rf'<(?:input|textarea)[^>]* id="var-{variable}"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in control
+    assert f"preview-{field}-error" in control
+    note = re.search(rf'<p class="field-affects" id="var-{variable}-affects">([^<]*)</p>', html)
+    assert note is not None and field in note.group(1), note
+    assert re.search(rf'<p class="field-error" id="var-{variable}-error" hidden></p>', html)
+
+
+def problems_counted(response) -> int:
+    status = re.search(r'id="preview-status"[^>]*>(.*?)</p>', response.content.decode(), re.S)
+    match = re.search(r"(\d+) problems? to fix", status.group(1))
+    return int(match.group(1)) if match else 0
 
 
 # --- who may open the pages ------------------------------------------------------------------
@@ -283,7 +307,9 @@ def test_a_missing_variable_is_shown_beside_its_input_and_nothing_is_recorded(op
     assert not Ticket.objects.exists()
 
 
-def test_a_summary_over_jiras_limit_is_shown_beside_the_job_name_and_in_the_preview(operator_page):
+def test_a_summary_over_jiras_limit_is_shown_once_under_the_summary_and_marks_the_job_name(
+    operator_page,
+):
     data = rca_incident(platform="jira", template_name="rca_issue", var_job_name="x" * 300)
     data["var_priority"] = "High"
 
@@ -291,8 +317,9 @@ def test_a_summary_over_jiras_limit_is_shown_beside_the_job_name_and_in_the_prev
 
     message = "summary is 314 characters; the limit is 255"
     assert response.status_code == 422
-    assertContains(response, error_beside("var-job_name", message), html=True, status_code=422)
-    assertContains(response, f'<p class="field-error">{message}</p>', html=True, status_code=422)
+    assertContains(response, message, count=1, status_code=422)
+    assertContains(response, error_under_field("summary", message), html=True, status_code=422)
+    assert_marked_for(response, "job_name", "summary")
     assert not Ticket.objects.exists()
 
 
@@ -300,26 +327,45 @@ def test_a_line_break_in_the_job_name_breaks_the_one_line_short_description(oper
     response = operator_page.post(NEW_TICKET, rca_incident(var_job_name="build\n42"))
 
     assert response.status_code == 422
+    message = "short_description must be one line"
+    assertContains(response, message, count=1, status_code=422)
     assertContains(
-        response,
-        error_beside("var-job_name", "short_description must be one line"),
-        html=True,
-        status_code=422,
+        response, error_under_field("short_description", message), html=True, status_code=422
     )
+    assert_marked_for(response, "job_name", "short_description")
     assert not Ticket.objects.exists()
 
 
-def test_a_priority_servicenow_does_not_accept_is_shown_beside_the_priority(operator_page):
+def test_a_priority_servicenow_does_not_accept_is_shown_under_the_priority_field(operator_page):
     response = operator_page.post(NEW_TICKET, rca_incident(var_priority="urgent"))
 
-    assertContains(
-        response,
-        error_beside(
-            "var-priority", "priority must be one of 1, 2, 3, 4, 5; got &#x27;urgent&#x27;"
-        ),
-        html=True,
-        status_code=422,
+    message = "priority must be one of 1, 2, 3, 4, 5; got &#x27;urgent&#x27;"
+    assertContains(response, error_under_field("priority", message), html=True, status_code=422)
+    assert_marked_for(response, "priority", "priority")
+
+
+def test_a_description_over_the_limit_is_shown_once_and_marks_its_three_inputs(operator_page):
+    response = operator_page.post(NEW_TICKET, rca_incident(var_details="x" * 33_000))
+
+    message = "description is 33033 characters; the limit is 4000"
+    assertContains(response, message, count=1, status_code=422)
+    assertContains(response, error_under_field("description", message), html=True, status_code=422)
+    for name in ("job_id", "severity", "details"):
+        assert_marked_for(response, name, "description")
+    assertNotContains(response, 'id="var-job_name-affects">Feeds', status_code=422)
+    assert problems_counted(response) == 1
+
+
+def test_the_status_line_counts_every_message_shown_and_nothing_else(operator_page):
+    response = operator_page.post(
+        NEW_TICKET, rca_incident(job_id=" ", var_severity="", var_details="x" * 5_000)
     )
+
+    html = response.content.decode()
+    shown = len(re.findall(r'<(?:p|li) class="field-error"(?: id="[^"]+")?>[^<]+</', html))
+    # The missing job id, the missing severity (the description cannot be checked without it).
+    assert shown == 2
+    assert problems_counted(response) == shown
 
 
 def test_the_job_id_is_required_to_create(operator_page):
@@ -366,6 +412,35 @@ def test_user_text_is_escaped_in_the_form_and_the_preview(operator_page):
 
     assertNotContains(response, "<script>alert(1)</script>")
     assertContains(response, "&lt;script&gt;alert(1)&lt;/script&gt;")
+
+
+def test_bidi_controls_in_a_variable_are_shown_as_code_points_in_the_preview(operator_page):
+    response = operator_page.post(
+        NEW_TICKET,
+        rca_incident(
+            action="dry_run", var_details="see evil\u202eexe.txt", var_job_name="a\u2067b"
+        ),
+    )
+
+    html = response.content.decode()
+    assert "RCA Required: a&lt;U+2067&gt;b" in html
+    assert "see evil&lt;U+202E&gt;exe.txt" in html
+    # Only the inputs keep the text as typed, so that submitting again sends what was typed.
+    preview = html.split('id="preview"')[1]
+    assert "\u202e" not in preview
+    assert "\u2067" not in preview
+
+
+def test_the_message_after_creating_again_shows_bidi_controls_as_code_points(operator_page):
+    operator_page.post(NEW_TICKET, rca_incident(job_id="job\u202e1"))
+
+    response = operator_page.post(NEW_TICKET, rca_incident(job_id="job\u202e1"), follow=True)
+
+    messages = re.search(r'<ul class="messages">(.*?)</ul>', response.content.decode(), re.S)
+    assert "A ticket for job job&lt;U+202E&gt;1 from rca_incident already exists" in messages.group(
+        1
+    )
+    assert "\u202e" not in messages.group(1)
 
 
 # --- ticket records --------------------------------------------------------------------------

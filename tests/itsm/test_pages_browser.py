@@ -42,7 +42,11 @@ def configured_platforms(settings):
 def queued_deliveries(monkeypatch) -> list[int]:
     """The outbox messages whose delivery would have been queued for the worker."""
     queued: list[int] = []
-    monkeypatch.setattr(tasks, "deliver_outbox_message", SimpleNamespace(delay=queued.append))
+    monkeypatch.setattr(
+        tasks,
+        "deliver_outbox_message",
+        SimpleNamespace(delay=lambda message_id, token=None: queued.append(message_id)),
+    )
     return queued
 
 
@@ -146,14 +150,81 @@ def test_preview_follows_typing_and_errors_appear_beside_the_inputs(operator_pag
 
     page.get_by_label("job_name", exact=True).fill("x" * 150)
 
+    # Shown once, under the field it is about; the input feeding it is marked and points there.
     message = "short_description is 164 characters; the limit is 160"
-    expect(job_name_error).to_have_text(message)
     expect(preview_error(page, "short_description")).to_have_text(message)
+    expect(job_name_error).to_be_hidden()
+    expect(page.locator("#var-job_name-affects")).to_have_text(
+        "Feeds short_description: see the problem in the preview."
+    )
+    expect(page.get_by_label("job_name", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("job_name", exact=True)).to_have_accessible_description(
+        re.compile(re.escape(message))
+    )
+    expect(page.get_by_text(message)).to_have_count(1)
+    expect(status).to_have_text("1 problem to fix before creating.")
 
     page.get_by_label("job_name", exact=True).fill("build-42")
 
-    expect(job_name_error).to_be_hidden()
+    expect(page.locator("#var-job_name-affects")).to_be_hidden()
+    expect(page.get_by_label("job_name", exact=True)).not_to_have_attribute("aria-invalid", "true")
     expect(status).to_have_text("Ready: these fields pass ServiceNow's checks.")
+    assert console_errors == []
+
+
+def test_a_description_too_long_is_shown_once_and_marks_the_three_inputs_feeding_it(
+    operator_page, console_errors
+):
+    page = operator_page
+    fill_rca_incident(page)
+
+    page.get_by_label("details", exact=True).fill("x" * 5_000)
+
+    message = re.compile(r"^description is \d+ characters; the limit is 4000$")
+    expect(preview_error(page, "description")).to_have_text(message)
+    expect(page.get_by_text(message)).to_have_count(1)
+    for name in ("job_id", "severity", "details"):
+        expect(page.locator(f"#var-{name}-affects")).to_have_text(
+            "Feeds description: see the problem in the preview."
+        )
+        expect(page.locator(f"#var-{name}-error")).to_be_hidden()
+    expect(page.locator("#var-job_name-affects")).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text("1 problem to fix before creating.")
+    assert console_errors == []
+
+
+def test_a_preview_the_api_refuses_shows_the_reason_beside_the_variable(
+    operator_page, console_errors
+):
+    page = operator_page
+    fill_rca_incident(page)
+    expect(page.get_by_role("status")).to_have_text("Ready: these fields pass ServiceNow's checks.")
+
+    # Over the API's 32,000 characters a variable: the preview answers 400 with the reason.
+    page.get_by_label("details", exact=True).fill("x" * 32_001)
+
+    expect(page.locator("#var-details-error")).to_contain_text("32,000 characters")
+    expect(page.get_by_role("status")).to_have_text(
+        "Preview refused: 1 problem to fix before creating."
+    )
+    expect(page.get_by_text("The request has invalid fields.")).to_have_count(0)
+
+    page.get_by_label("details", exact=True).fill("Failed twice.")
+
+    expect(page.locator("#var-details-error")).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text("Ready: these fields pass ServiceNow's checks.")
+    assert [error for error in console_errors if "status of 400" not in error] == []
+
+
+def test_bidi_controls_typed_into_a_variable_show_as_code_points_in_the_live_preview(
+    operator_page, console_errors
+):
+    page = operator_page
+    fill_rca_incident(page, job_name="evil\u202eexe.txt")
+
+    expect(preview_value(page, "short_description")).to_have_text(
+        "RCA Required: evil<U+202E>exe.txt"
+    )
     assert console_errors == []
 
 
@@ -165,10 +236,12 @@ def test_dry_run_shows_the_result_and_create_lands_on_the_pending_ticket(
 
     page.get_by_role("button", name="Dry run").click()
 
-    # Refused by the server: the same inline errors as the live preview.
-    expect(page.locator("#var-job_name-error")).to_have_text(
+    # Refused by the server: the same errors, in the same places, as the live preview.
+    expect(preview_error(page, "short_description")).to_have_text(
         "short_description is 164 characters; the limit is 160"
     )
+    expect(page.locator("#var-job_name-affects")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("1 problem to fix before creating.")
     page.get_by_label("job_name", exact=True).fill("build-42")
     page.get_by_role("button", name="Dry run").click()
 
