@@ -1,5 +1,7 @@
 // Live status: opens the WebSocket named by data-ws-path and fills [data-field] elements from
 // each snapshot. Reconnects with backoff; the server always sends a full snapshot on connect.
+// A [data-timestamp] field holds an ISO moment, shown as the {% timestamp %} tag shows one
+// (portal/time.js); everything else is plain text.
 (function () {
   "use strict";
   const root = document.querySelector("[data-ws-path]");
@@ -7,10 +9,19 @@
   const state = document.getElementById("live-state");
   let delay = 1000;
 
+  function show(el, value) {
+    const empty = value === null || value === undefined || value === "";
+    if (el.hasAttribute("data-timestamp") && !empty && window.portalTime) {
+      el.replaceChildren(window.portalTime.element(String(value), root.dataset.timeZone));
+      return;
+    }
+    el.textContent = empty ? "none yet" : String(value);
+  }
+
   function apply(status) {
     for (const [key, value] of Object.entries(status)) {
       const el = root.querySelector(`[data-field="${key}"]`);
-      if (el) el.textContent = value === null || value === "" ? "none yet" : String(value);
+      if (el) show(el, value);
     }
   }
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
@@ -237,6 +239,32 @@ def test_dashboard_shows_the_last_heartbeat(client):
     html = client.get("/").content.decode()
 
     assert "celery@worker-7" in html
+
+
+def test_dashboard_shows_the_last_heartbeat_as_a_timestamp(client):
+    moment = datetime(2025, 10, 12, 9, 57, tzinfo=UTC)
+    with time_machine.travel(moment, tick=False):
+        HeartbeatFactory(worker="celery@worker-8")
+    client.force_login(UserFactory())
+
+    with time_machine.travel(moment + timedelta(minutes=3), tick=False):
+        html = client.get("/").content.decode()
+
+    assert (
+        '<p class="big" data-field="last_heartbeat" data-timestamp><time class="timestamp" '
+        'datetime="2025-10-12T09:57:00+00:00" title="2025-10-12T09:57:00+00:00">'
+        "2025-10-12 09:57:00 UTC "
+        '<span class="relative" data-relative>(3 min ago)</span></time></p>'
+    ) in html
+    assert 'data-time-zone="UTC"' in html
+
+
+def test_dashboard_without_a_heartbeat_says_none_yet(client):
+    client.force_login(UserFactory())
+
+    html = client.get("/").content.decode()
+
+    assert '<span class="muted">none yet</span>' in html
 
 
 def test_dashboard_queries_are_bounded(client, django_assert_max_num_queries):
