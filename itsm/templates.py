@@ -12,9 +12,11 @@ Two engines, both rendering only here:
   ``str.format`` would follow attributes and indexes of whatever object it is given. Rendering never
   calls ``str.format``: it joins the literal pieces with ``str(value)`` of each variable.
 - "jinja" (admin rows only): one module-level sandboxed Jinja2 environment (the NetBox pattern of
-  rendering user-authored Jinja in a single place), no loader (so no include/import/extends and no
-  file I/O), StrictUndefined, a short list of text filters, and no autoescape since the output is
-  ticket text, not HTML.
+  rendering user-authored Jinja in a single place), built by :func:`portal.templating.budgeted_sandbox`
+  so every render has an operation, output and time budget; no loader (so no
+  include/import/extends and no file I/O), StrictUndefined, a short list of text filters, and no
+  autoescape since the output is ticket text, not HTML. Loops nested so that they must outrun the
+  budget are refused when the template is checked; others are stopped when they outrun it.
 
 Variable values are user input and are inserted as text, never parsed as templates: a value of
 ``{x}`` or ``{{ 7*7 }}`` comes out exactly as given.
@@ -33,11 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.conf import settings
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
 from itsm.config import TICKET_PLATFORMS, get_config
 from itsm.errors import TemplateError
 from itsm.metrics import TEMPLATE_RENDERING_ERRORS
+from portal.templating import (
+    BudgetedSandbox,
+    RenderBudgetExceeded,
+    budget_problems,
+    budgeted_sandbox,
+)
 
 if TYPE_CHECKING:
     from itsm.models import TicketTemplate
@@ -127,7 +135,7 @@ _MAX_REPEAT = 100_000  # longest string or list that "*" may build
 _MAX_EXPONENT = 100
 
 
-class _TicketSandbox(SandboxedEnvironment):
+class _TicketSandbox(BudgetedSandbox):
     """The sandbox, with ``*`` and ``**`` bounded: ``{{ 'x' * 10**10 }}`` would exhaust memory."""
 
     intercepted_binops = frozenset({"*", "**"})
@@ -147,13 +155,7 @@ class _TicketSandbox(SandboxedEnvironment):
         return operator.mul(left, right)
 
 
-def _build_jinja() -> SandboxedEnvironment:
-    env = _TicketSandbox(
-        autoescape=False,  # ticket text, not HTML
-        undefined=StrictUndefined,
-        loader=None,  # no include/import/extends, no file access
-        keep_trailing_newline=True,
-    )
+def _build_jinja() -> BudgetedSandbox:
     # Text and list filters only: none built to reach into objects (attr, map, selectattr,
     # groupby ...), none that formats with % or makes markup. The "attribute=" argument that sort,
     # unique, min, max and sum accept still looks items up through the sandbox's checks.
@@ -189,9 +191,16 @@ def _build_jinja() -> SandboxedEnvironment:
         "wordcount",
         "wordwrap",
     ]
-    env.filters = {name: env.filters[name] for name in safe_filters}
-    env.globals = {name: env.globals[name] for name in ("range", "dict", "namespace")}
-    return env
+    return budgeted_sandbox(
+        filters=safe_filters,
+        globals=("range", "dict", "namespace"),
+        max_output=_MAX_OUTPUT,
+        environment_class=_TicketSandbox,
+        autoescape=False,  # ticket text, not HTML
+        undefined=StrictUndefined,
+        loader=None,  # no include/import/extends, no file access
+        keep_trailing_newline=True,
+    )
 
 
 JINJA_ENV = _build_jinja()
@@ -231,6 +240,7 @@ def _jinja_problems(text: str) -> tuple[str, ...]:
     )
     if private:
         problems.append(f"access to private attributes is not allowed: {', '.join(private)}")
+    problems.extend(budget_problems(tree))
     return tuple(problems)
 
 
@@ -263,6 +273,8 @@ def _plain_data(value: Any, depth: int = 0) -> Any:
 def _render_jinja(text: str, values: Mapping[str, Any]) -> str:
     try:
         output = _compile_jinja(text).render(values)
+    except RenderBudgetExceeded as exc:
+        raise TemplateError(str(exc)) from exc
     except JinjaTemplateError as exc:  # SecurityError, UndefinedError, the limits above
         raise TemplateError(f"{type(exc).__name__}: {exc.message or exc}") from exc
     except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:

@@ -317,6 +317,30 @@ def test_a_huge_repetition_is_stopped_by_the_sandbox():
         render(jinja({"summary": "{{ 'x' * 100000000 }}"}), {})
 
 
+RUNAWAY_LOOPS = "{% for i in range(n|int) %}{% for j in range(n|int) %}{% endfor %}{% endfor %}"
+
+
+def test_loops_that_must_outrun_the_render_budget_are_refused_before_rendering():
+    problems = check_template("jira", "jinja", {"summary": "x", "description": RUNAWAY_LOOPS})
+
+    assert problems == [
+        "description: line 1: nested loops can run 10,000,000,000 times, above the render budget "
+        "of 100,000 operations"
+    ]
+
+
+def test_a_render_that_outruns_its_budget_is_a_template_error():
+    info = jinja(
+        {"summary": "{% for c in details %}{% for i in range(10) %}{% endfor %}{% endfor %}"}
+    )
+
+    with pytest.raises(TemplateError) as raised:
+        render(info, {"details": "x" * 32_000})
+
+    assert "template exceeded its render budget: 100,000 operations" in raised.value.message
+    assert raised.value.platform == "jira"
+
+
 def test_a_jinja_runtime_error_is_a_template_error_and_is_counted():
     before = errors_for("divides")
     with pytest.raises(TemplateError, match="ZeroDivisionError"):
@@ -386,6 +410,18 @@ def test_the_admin_refuses_a_broken_jinja_template(admin_client_logged_in):
 def test_the_admin_refuses_an_unsafe_jinja_template(admin_client_logged_in):
     response = post_template(admin_client_logged_in, "jinja", {"summary": "{{ x.__class__ }}"})
     assert "access to private attributes is not allowed" in response.content.decode()
+    assert not TicketTemplate.objects.exists()
+
+
+def test_the_admin_refuses_a_template_whose_loops_outrun_the_render_budget(
+    admin_client_logged_in,
+):
+    response = post_template(
+        admin_client_logged_in, "jinja", {"summary": "x", "description": RUNAWAY_LOOPS}
+    )
+
+    assert response.status_code == 200
+    assert "above the render budget" in response.content.decode()
     assert not TicketTemplate.objects.exists()
 
 

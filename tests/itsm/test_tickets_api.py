@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from itsm.models import OutboxMessage, Ticket
+from itsm.models import OutboxMessage, Ticket, TicketTemplate
 from tests.factories import RCA_VARIABLES, UserFactory
 from tests.itsm.deliveries import sweep_now
 
@@ -182,6 +182,29 @@ def test_a_template_error_names_the_platform_the_request_named(operator_client, 
 
     assert assert_envelope(unknown, 422, "template_error")["detail"]["platform"] == "jira"
     assert assert_envelope(missing, 422, "template_error")["detail"]["platform"] == "servicenow"
+
+
+def test_a_template_that_outruns_its_render_budget_answers_422_and_stores_nothing(
+    operator_client, itsm_endpoints
+):
+    # Saved before the admin's check refused such loops: the render budget stops it.
+    TicketTemplate.objects.create(
+        platform="servicenow", name="runaway", engine="jinja",
+        fields={
+            "short_description": "RCA {{ job_name }}",
+            "description": "{% for c in details %}{% for i in range(10) %}.{% endfor %}{% endfor %}",
+        },
+    )  # fmt: skip
+
+    response = from_template(
+        operator_client,
+        template_name="runaway",
+        variables={"job_name": "x", "details": "y" * 32_000},
+    )
+
+    error = assert_envelope(response, 422, "template_error")
+    assert "template exceeded its render budget" in error["message"]
+    assert not Ticket.objects.exists()
 
 
 def test_unconfigured_platform_answers_503_not_configured(
