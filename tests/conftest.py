@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 
 pytest.register_assert_rewrite("tests.browser")
-pytest_plugins = ["tests.browser"]
+pytest_plugins = ["tests.browser", "tests.fakes"]
 
 from tests.browser import CHROMIUM  # noqa: E402
 
