@@ -10,14 +10,20 @@ counted in ``itsm_ticket_retry_attempts_total``.
 A *create* passes a ``reconcile`` function: after an ambiguous failure (the request may have been
 processed: a timeout, a dropped connection, a 5xx) the next attempt first looks for the object by
 its idempotency marker and returns it instead of creating a second one.
+
+Clients from ``client_for`` send through one connection pool per platform and process
+(:func:`shared_http`), so a delivery reuses the keep-alive connection of the one before it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -166,7 +172,11 @@ class HttpClient(PlatformClient):
         config: ItsmConfig | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shared: bool = False,
     ) -> None:
+        """``shared``: send through this process's one connection pool to the endpoint (see
+        :func:`shared_http`) instead of a pool of the client's own; ``close`` then leaves it
+        open. Ignored with a ``transport``, which is always the client's own."""
         if not endpoint.configured:
             raise NotConfigured(
                 f"{self.platform} is not configured (set its base URL)", platform=self.platform
@@ -174,8 +184,12 @@ class HttpClient(PlatformClient):
         self.endpoint = endpoint
         self.config = config or get_config()
         self.sleep = sleep
-        self.http = httpx.Client(
-            base_url=endpoint.base_url.rstrip("/"),
+        self.owns_http = not shared or transport is not None
+        self.http = self.build_http(transport) if self.owns_http else shared_http(self)
+
+    def build_http(self, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.endpoint.base_url.rstrip("/"),
             auth=self.auth(),
             headers={**self.default_headers, **self.extra_headers()},
             timeout=self.config.timeout.for_httpx(),
@@ -192,7 +206,9 @@ class HttpClient(PlatformClient):
 
     # --- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
-        self.http.close()
+        """Closes the client's own connections; a shared pool stays open for the next client."""
+        if self.owns_http:
+            self.http.close()
 
     def __enter__(self):
         return self
@@ -428,3 +444,50 @@ def poll_until(deadline: float, find: Callable[[], T | None], *, interval: float
         if found is not None or time.monotonic() >= deadline:
             return found
         time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+
+
+# --- one connection pool per platform and process ---------------------------------------------
+# Building an httpx.Client loads the CA bundle into a new SSL context (tens of milliseconds) and
+# every new client opens new connections (a TCP and TLS handshake per delivery): with a client per
+# delivery that was most of a delivery's time. Each process therefore keeps one httpx.Client per
+# platform, which is thread-safe and pools keep-alive connections (idle ones are dropped after
+# httpx's 5 s, well before servers usually close them). It is rebuilt when the platform's
+# endpoint or timeouts change (settings reloaded, tests), dropped in a forked child (sockets are
+# never shared between processes) and closed at exit and at worker shutdown.
+_shared_lock = threading.Lock()
+_shared: dict[str, tuple[Hashable, httpx.Client]] = {}
+
+
+def shared_http(client: HttpClient) -> httpx.Client:
+    """This process's httpx.Client for ``client``'s platform, endpoint and timeouts."""
+    identity = (type(client), client.endpoint, client.config.timeout)
+    with _shared_lock:
+        held = _shared.get(client.platform)
+        if held is not None and held[0] == identity and not held[1].is_closed:
+            return held[1]
+        http = client.build_http()
+        _shared[client.platform] = (identity, http)
+    if held is not None:  # the endpoint changed: its old connections are of no further use
+        held[1].close()
+    return http
+
+
+def close_shared_clients() -> None:
+    """Closes every shared pool of this process (a later ``client_for`` opens a new one)."""
+    with _shared_lock:
+        held = list(_shared.values())
+        _shared.clear()
+    for _identity, http in held:
+        http.close()
+
+
+def _forget_shared_clients_in_child() -> None:
+    # The parent's sockets stay the parent's: a child only drops its references (closing them
+    # here could shut the parent's connections) and starts with a fresh lock.
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()
+
+
+os.register_at_fork(after_in_child=_forget_shared_clients_in_child)
+atexit.register(close_shared_clients)
