@@ -61,3 +61,40 @@ class QARequiredMixin(RoleRequiredMixin):
 
 class AdminRequiredMixin(RoleRequiredMixin):
     required_role = ADMINS
+
+
+# --- model permissions of each role (for the admin) ------------------------------------------
+# Each app's data migration grants its own models' permissions to the roles, with the function
+# below (portal's 0004 grants the portal's and itsm's); README "Roles" lists what each role holds.
+
+
+def grant_role_permissions(apps, grants: dict[str, list[str]], *, all_to_admins: bool = True):
+    """Adds ``"app_label.codename"`` permissions to each role's group, in a data migration.
+
+    ``apps`` is the migration's historical registry. Permissions are normally created after
+    ``migrate`` finishes (``post_migrate``); they are created here first, so this works on a fresh
+    database too. With ``all_to_admins``, the admins group gets every permission that exists.
+    Idempotent: granting twice changes nothing.
+    """
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    for app_config in apps.get_app_configs():
+        # The historical app configs have no models module; both helpers skip such apps.
+        app_config.models_module = True
+        create_contenttypes(app_config, apps=apps, verbosity=0)
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    for role, names in grants.items():
+        group, _ = group_model.objects.get_or_create(name=role)
+        for name in names:
+            app_label, codename = name.split(".", 1)
+            group.permissions.add(
+                permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    if all_to_admins:
+        admins, _ = group_model.objects.get_or_create(name=ADMINS)
+        admins.permissions.add(*permission_model.objects.all())
