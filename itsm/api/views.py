@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from itsm.api.serializers import (
@@ -24,6 +25,7 @@ from itsm.models import Ticket
 from itsm.services import tickets as ticket_service
 from itsm.templates import get_template, list_templates
 from portal.api.permissions import IsOperator
+from portal.api.schema import error_responses
 from portal.api.views import PortalReadOnlyViewSet
 
 
@@ -42,8 +44,7 @@ class TemplateListView(APIView):
     permission_classes = [IsOperator]
 
     @extend_schema(
-        parameters=[OpenApiParameter("platform", enum=["servicenow", "jira"], required=False)],
-        responses=TemplateMetadataSerializer(many=True),
+        parameters=[TemplateQuerySerializer], responses=TemplateMetadataSerializer(many=True)
     )
     def get(self, request):
         query = TemplateQuerySerializer(data=request.query_params)
@@ -57,7 +58,12 @@ class PreviewView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer)
+    @extend_schema(
+        request=PreviewSerializer,
+        responses={200: PreviewResultSerializer},
+        description="Never 422: problems (an unknown template, missing variables, fields the "
+        "platform would refuse) are reported in the answer's `errors` and `missing`.",
+    )
     def post(self, request):
         body = PreviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -69,17 +75,38 @@ class PreviewView(APIView):
 class FromTemplateView(APIView):
     """Seed 003's ``POST /api/v1/tickets/from-template``.
 
-    201 with the new record (its delivery runs in the worker), 200 with the existing record when
-    the same job, platform and template were sent before, 200 for a dry run (nothing stored or
-    sent). 422 for invalid variables or fields, 503 when the platform is not configured; with
-    ``wait`` the call waits for the delivery: 502 if the platform rejected it, 503 if it is down.
+    201 with the new record and its ``Location`` (its delivery runs in the worker: poll
+    ``GET /api/v1/tickets/{id}`` until ``status`` is ``created`` or ``failed``), 200 with the
+    existing record when the same job, platform and template were sent before, 200 for a dry run
+    (nothing stored or sent). 422 for invalid variables or fields, 503 when the platform is not
+    configured. Nothing here waits for the platform: a web worker is never held.
     """
 
     permission_classes = [IsOperator]
 
     @extend_schema(
         request=FromTemplateSerializer,
-        responses={200: FromTemplateResultSerializer, 201: FromTemplateResultSerializer},
+        responses={
+            200: FromTemplateResultSerializer,
+            201: FromTemplateResultSerializer,
+            **error_responses(
+                {
+                    422: "The template is unknown or invalid, variables are missing "
+                    "(`template_error`), or the rendered fields break the platform's schema "
+                    "(`validation_failed`).",
+                    503: "The platform is not configured (`not_configured`): nothing was stored.",
+                }
+            ),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.URI,
+                OpenApiParameter.HEADER,
+                response=[201],
+                description="The new ticket record: poll it for the delivery's outcome.",
+            )
+        ],
     )
     def post(self, request):
         body = FromTemplateSerializer(data=request.data)
@@ -94,12 +121,13 @@ class FromTemplateView(APIView):
             dry_run=data["dry_run"],
             user=request.user,
         )
-        if data["wait"] and not data["dry_run"]:
-            ticket = ticket_service.wait_for_delivery(ticket, settings.ITSM_API_WAIT_SECONDS)
         result = {
             "created": created,
             "dry_run": data["dry_run"],
             "template": TemplateMetadataSerializer(asdict(template)).data,
             "ticket": TicketSerializer(ticket).data,
         }
-        return Response(result, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:
+            return Response(result, status=status.HTTP_200_OK)
+        location = reverse("api:ticket-detail", args=[ticket.pk], request=request)
+        return Response(result, status=status.HTTP_201_CREATED, headers={"Location": location})

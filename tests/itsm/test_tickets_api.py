@@ -1,7 +1,7 @@
 """``/api/v1/tickets``: templates, create from template (seed 003), preview, ticket records.
 
-Requests go through DRF's APIClient as an operator; delivery runs through ``outbox.sweep`` (or
-Celery eagerly, for ``wait``) against the fake ServiceNow and Jira.
+Requests go through DRF's APIClient as an operator; delivery runs through the outbox's sweep
+against the fake ServiceNow and Jira.
 """
 
 from __future__ import annotations
@@ -18,18 +18,6 @@ TEMPLATES_URL = "/api/v1/tickets/templates"
 FROM_TEMPLATE_URL = "/api/v1/tickets/from-template"
 PREVIEW_URL = "/api/v1/tickets/preview"
 TICKETS_URL = "/api/v1/tickets/"
-
-
-@pytest.fixture
-def eager_celery(settings):
-    """Tasks run in the calling process when they are sent (on commit, for the outbox)."""
-    from portal.celery import app
-
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def from_template(client, platform: str = "servicenow", **overrides):
@@ -232,44 +220,138 @@ def test_user_without_the_operators_role_gets_403(api_client):
     assert_envelope(response, 403, "permission_denied")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_wait_answers_201_with_the_created_ticket(
-    operator_client, itsm_endpoints, fakes, eager_celery
-):
+def test_a_created_ticket_answers_with_the_location_to_poll(operator_client, itsm_endpoints, fakes):
+    response = from_template(operator_client)
+
+    assert response.status_code == 201
+    ticket_id = response.json()["ticket"]["id"]
+    assert response["Location"] == f"http://testserver/api/v1/tickets/{ticket_id}"
+    sweep_now()
+    polled = operator_client.get(response["Location"])
+    assert polled.status_code == 200
+    assert polled.json()["status"] == "created"
+
+
+def test_wait_is_refused_with_a_pointer_to_polling(operator_client, itsm_endpoints):
     response = from_template(operator_client, wait=True)
 
-    assert response.status_code == 201, response.content
-    [incident] = incidents_in(fakes)
-    assert response.json()["ticket"]["status"] == "created"
-    assert response.json()["ticket"]["external_key"] == incident["number"]
+    error = assert_envelope(response, 400, "invalid")
+    assert "poll GET /api/v1/tickets/{id}" in error["fields"]["wait"]
+    assert not Ticket.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_wait_against_a_rejecting_platform_answers_502(
-    operator_client, itsm_endpoints, fakes, eager_celery, settings
-):
-    settings.ITSM_ENDPOINTS = {**itsm_endpoints, "JIRA_PROJECT_KEY": "NOPE"}
-
-    response = from_template(operator_client, platform="jira", wait=True)
-
-    error = assert_envelope(response, 502, "upstream_rejected")
-    assert "project" in error["fields"]
-    assert Ticket.objects.get().status == Ticket.Status.FAILED
+# --- what the edge refuses ----------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_wait_while_the_platform_is_down_answers_503_and_keeps_the_ticket(
-    operator_client, itsm_endpoints, fakes, eager_celery, settings
-):
-    settings.ITSM_API_WAIT_SECONDS = 0.3
-    fakes.faults(platform="servicenow", status=503, count=1000)
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"template_name": 0}, "template_name"),
+        ({"job_id": 7}, "job_id"),
+        ({"job_id": ["7"]}, "job_id"),
+        ({"variables": {"job_name": {"nested": "x"}}}, "variables"),
+        ({"variables": {"job_name": ["a"]}}, "variables"),
+        ({"variables": ["job_name"]}, "variables"),
+        ({"variables": {f"v{i}": "x" for i in range(51)}}, "variables"),
+    ],
+    ids=[
+        "template-name-number", "job-id-number", "job-id-list", "variable-object",
+        "variable-list", "variables-list", "too-many-variables",
+    ],
+)  # fmt: skip
+def test_values_of_the_wrong_type_are_refused(operator_client, itsm_endpoints, overrides, field):
+    response = from_template(operator_client, **overrides)
 
-    response = from_template(operator_client, wait=True)
+    assert field in assert_envelope(response, 400, "invalid")["fields"]
+    assert not Ticket.objects.exists()
 
-    assert_envelope(response, 503, "upstream_unavailable")
-    assert response["Retry-After"]
-    assert Ticket.objects.get().status == Ticket.Status.PENDING
-    assert OutboxMessage.objects.get().status == OutboxMessage.Status.PENDING
+
+def test_a_too_long_variable_is_named_in_the_message(operator_client, itsm_endpoints):
+    variables = {**RCA_VARIABLES, "details": "x" * 32_001}
+
+    response = operator_client.post(
+        PREVIEW_URL,
+        {"platform": "servicenow", "template_name": "rca_incident", "variables": variables},
+        format="json",
+    )
+
+    error = assert_envelope(response, 400, "invalid")
+    assert error["message"] == "variables: details: at most 32,000 characters"
+    assert error["fields"] == {"variables": "details: at most 32,000 characters"}
+
+
+def test_an_empty_platform_filter_on_templates_is_refused(operator_client):
+    response = operator_client.get(TEMPLATES_URL, {"platform": ""})
+
+    assert "platform" in assert_envelope(response, 400, "invalid")["fields"]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("page=0", "page"),
+        ("page=-1", "page"),
+        ("page=abc", "page"),
+        ("page_size=0.44", "page_size"),
+        ("page_size=0", "page_size"),
+        ("page_size=", "page_size"),
+    ],
+)
+def test_invalid_paging_parameters_answer_400_naming_them(operator_client, query, name):
+    make_ticket(1)
+
+    response = operator_client.get(f"{TICKETS_URL}?{query}")
+
+    assert name in assert_envelope(response, 400, "invalid")["fields"]
+
+
+# --- secrets are redacted at the edge -----------------------------------------------------------
+
+GITHUB_TOKEN = "ghp_" + "Zx9Yw8Vu7T" * 3 + "s6R5q4"  # the shape of a classic GitHub token
+
+
+def test_a_token_in_the_job_id_is_not_stored_or_echoed(operator_client, itsm_endpoints):
+    response = from_template(operator_client, job_id=f"deploy {GITHUB_TOKEN}")
+
+    assert response.status_code == 201
+    assert GITHUB_TOKEN not in response.content.decode()
+    assert Ticket.objects.get().job_id == "deploy [REDACTED]"
+
+
+def test_a_token_in_a_variable_name_is_not_stored_or_echoed(operator_client, itsm_endpoints):
+    variables = {**RCA_VARIABLES, GITHUB_TOKEN: "x"}
+
+    response = from_template(operator_client, variables=variables)
+
+    assert response.status_code == 201
+    assert GITHUB_TOKEN not in response.content.decode()
+    stored = Ticket.objects.get().variables
+    assert GITHUB_TOKEN not in str(stored)
+    assert stored["[REDACTED]"] == "x"
+
+
+def test_a_token_in_a_variable_value_is_not_stored_or_echoed(operator_client, itsm_endpoints):
+    variables = {**RCA_VARIABLES, "details": f"failed with {GITHUB_TOKEN}"}
+
+    response = from_template(operator_client, variables=variables)
+
+    assert GITHUB_TOKEN not in response.content.decode()
+    ticket = Ticket.objects.get()
+    assert GITHUB_TOKEN not in str(ticket.variables) + str(ticket.fields)
+
+
+def test_a_token_in_an_unknown_template_name_is_not_echoed(operator_client, itsm_endpoints):
+    for response in (
+        from_template(operator_client, template_name=GITHUB_TOKEN),
+        operator_client.post(
+            PREVIEW_URL,
+            {"platform": "servicenow", "template_name": GITHUB_TOKEN, "variables": {}},
+            format="json",
+        ),
+    ):
+        assert response.status_code in (200, 422), response.content
+        assert GITHUB_TOKEN not in response.content.decode()
+        assert "[REDACTED]" in response.content.decode()
 
 
 # --- preview ----------------------------------------------------------------------------------
