@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="seconds before a new Jira issue shows up in search/jql",
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep the objects in this JSON file: loaded at start, written on change and at stop",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the base URL here when ready")
     parser.add_argument("--log-requests", action="store_true", help="log each request to stderr")
     return parser.parse_args(argv)
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         adf_schema_path=schema_path,
         index_lag=args.index_lag,
         log_requests=args.log_requests,
+        state_file=args.state_file,
     ).start()
     try:
         if args.ready_file:

@@ -86,6 +86,15 @@ class GitHubFake(Platform):
             **self.counters(),
         }
 
+    def export_state(self) -> dict[str, Any]:
+        # Signed log links live 60 s: a restart outlives them, as GitHub's would expire.
+        return {"jobs": list(self.jobs.values()), "reruns": self.reruns}
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        for job in data.get("jobs", []):
+            self.jobs[(job["owner"].lower(), job["repo"].lower(), str(job["job_id"]))] = job
+        self.reruns = list(data.get("reruns", []))
+
     def authenticate(self, request: Request) -> Response | None:
         value = (request.header("Authorization") or "").strip()
         scheme, _, token = value.partition(" ")

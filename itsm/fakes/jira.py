@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -253,6 +253,47 @@ class JiraFake(Platform):
             "index_lag": self.config.index_lag,
             **self.counters(),
         }
+
+    def export_state(self) -> dict[str, Any]:
+        issues = []
+        for issue in self.issues.values():
+            data = asdict(issue)
+            del data["visible_at"]  # a monotonic instant means nothing to the next process
+            data["created"] = issue.created.isoformat()
+            data["updated"] = issue.updated.isoformat() if issue.updated else None
+            issues.append(data)
+        return {
+            "issues": issues,
+            "links": self.links,
+            "sprints": list(self.sprints.values()),
+            "next_number": self.next_number,
+            "next_issue_id": self.next_issue_id,
+            "next_comment_id": self.next_comment_id,
+            "next_link_id": self.next_link_id,
+            "next_attachment_id": self.next_attachment_id,
+        }
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        for stored in data.get("issues", []):
+            created = datetime.fromisoformat(stored["created"])
+            updated = stored.get("updated")
+            issue = Issue(
+                **{
+                    **stored,
+                    "created": created,
+                    "updated": datetime.fromisoformat(updated) if updated else created,
+                    "visible_at": 0.0,  # indexed long ago
+                }
+            )
+            self.issues[issue.id] = issue
+            self.by_key[issue.key] = issue
+        self.links = list(data.get("links", []))
+        if data.get("sprints"):
+            self.sprints = {sprint["id"]: sprint for sprint in data["sprints"]}
+        self.next_number.update(data.get("next_number", {}))
+        for counter in ("next_issue_id", "next_comment_id", "next_link_id", "next_attachment_id"):
+            if counter in data:
+                setattr(self, counter, int(data[counter]))
 
     def _issue_state(self, issue: Issue) -> dict[str, Any]:
         return {

@@ -194,6 +194,20 @@ class LinearFake(Platform):
             **self.counters(),
         }
 
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "issues": list(self.issues.values()),
+            "numbers": self.numbers,
+            "last_sync_id": self.last_sync_id,
+        }
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        for issue in data.get("issues", []):
+            self.issues[issue["id"]] = issue
+            self.by_identifier[issue["identifier"]] = issue
+        self.numbers.update(data.get("numbers", {}))
+        self.last_sync_id = float(data.get("last_sync_id", self.last_sync_id))
+
     # ----- platform hooks -------------------------------------------------------------------
     def authenticate(self, request: Request) -> Response | None:
         value = (request.header("Authorization") or "").strip()

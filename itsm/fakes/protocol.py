@@ -164,6 +164,16 @@ class Platform:
     def snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def export_state(self) -> dict[str, Any]:
+        """What survives a restart, as JSON values: the objects and the counters that number them.
+
+        Not the request counts, fault rules or config: those belong to one run (a test's setup).
+        """
+        return {}
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        """Restore what :meth:`export_state` wrote, onto a freshly reset platform."""
+
     def counters(self) -> dict[str, Any]:
         return {
             "requests": dict(sorted(self.requests.items())),

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +37,7 @@ from .faults import PLATFORMS, FaultRule, FaultTable, InvalidFaultRule
 from .github import GitHubFake
 from .jira import JiraFake
 from .linear import LinearFake
+from .persistence import StateFile
 from .protocol import HttpError, Platform, Request, Response, json_response
 from .servicenow import ServiceNowFake
 from .slack import SlackFake
@@ -113,17 +115,38 @@ class FakeState:
             for platform in self.platforms.values():
                 platform.reset()
 
+    def export(self) -> dict[str, Any]:
+        """What each platform keeps across a restart (see ``persistence``)."""
+        with self.lock:
+            return {name: platform.export_state() for name, platform in self.platforms.items()}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        """Replace every platform's objects with what :meth:`export` saved."""
+        with self.lock:
+            for name, platform in self.platforms.items():
+                platform.reset()
+                platform.import_state(saved.get(name, {}))
+
     def snapshot(self, platform: str) -> dict[str, Any]:
         with self.lock:
             # Round-trip through JSON so the caller gets a detached copy.
             return json.loads(json.dumps(self.platforms[platform].snapshot(), default=str))
 
 
-class FakeApp:
-    """Routes one parsed HTTP request to the control API or to a platform; no sockets here."""
+# Requests that may change a platform's objects; reads never do (a GitHub log link is not kept).
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    def __init__(self, state: FakeState) -> None:
+
+class FakeApp:
+    """Routes one parsed HTTP request to the control API or to a platform; no sockets here.
+
+    ``on_change`` is called after every request that may have changed the objects (the state file
+    uses it to know when to write).
+    """
+
+    def __init__(self, state: FakeState, on_change: Callable[[], None] | None = None) -> None:
         self.state = state
+        self.on_change = on_change or (lambda: None)
 
     def dispatch(
         self,
@@ -160,6 +183,8 @@ class FakeApp:
         request.params = params
         with self.state.lock:
             response = self._handle(platform, request, route, allowed)
+        if method in CHANGING_METHODS:
+            self.on_change()
         if rule is not None:
             return self._fault(platform, rule)
         return response
@@ -201,6 +226,7 @@ class FakeApp:
         try:
             if (method, path) == ("POST", "/reset"):
                 state.reset()
+                self.on_change()
                 return json_response(200, {"reset": True})
             if path == "/faults":
                 with state.lock:
@@ -218,7 +244,9 @@ class FakeApp:
                 return json_response(200, state.snapshot(platform))
             if (method, path) == ("POST", "/github/jobs"):
                 with state.lock:
-                    return json_response(201, state.github.register_job(data))
+                    job = state.github.register_job(data)
+                self.on_change()
+                return json_response(201, job)
             if (method, path) == ("POST", "/jira/index"):
                 with state.lock:
                     return json_response(200, {"indexed": state.jira.catch_up_index()})
@@ -340,9 +368,15 @@ class FakeServer:
         adf_schema_path: Path | str | None = None,
         index_lag: float = 0.0,
         log_requests: bool = False,
+        state_file: Path | str | None = None,
     ) -> None:
         self.state = FakeState(adf_schema_path, index_lag)
-        self.app = FakeApp(self.state)
+        # With a state file the objects outlive the process: loaded now, saved on change and stop.
+        self.state_file = StateFile(state_file, self.state) if state_file else None
+        if self.state_file is not None:
+            self.state_file.load()
+        on_change = self.state_file.mark_changed if self.state_file else None
+        self.app = FakeApp(self.state, on_change)
         self._httpd = _HttpServer((host, port), self.app, log_requests)
         self._thread: threading.Thread | None = None
 
@@ -355,6 +389,8 @@ class FakeServer:
         return f"{self.url}/{platform}"
 
     def start(self) -> FakeServer:
+        if self.state_file is not None:
+            self.state_file.start()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -370,6 +406,8 @@ class FakeServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.state_file is not None:
+            self.state_file.stop()
 
     def __enter__(self) -> FakeServer:
         return self.start()

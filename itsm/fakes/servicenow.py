@@ -111,6 +111,13 @@ class ServiceNowFake(Platform):
     def snapshot(self) -> dict[str, Any]:
         return {"incidents": list(self.records.values()), **self.counters()}
 
+    def export_state(self) -> dict[str, Any]:
+        return {"records": list(self.records.values()), "next_number": self.next_number}
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        self.records = {record["sys_id"]: record for record in data.get("records", [])}
+        self.next_number = int(data.get("next_number", self.next_number))
+
     def authenticate(self, request: Request) -> Response | None:
         credentials = request.basic_credentials()
         if credentials is not None and (

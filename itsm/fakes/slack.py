@@ -213,6 +213,13 @@ class SlackFake(Platform):
     def snapshot(self) -> dict[str, Any]:
         return {"messages": list(self.messages), "rejected": list(self.rejected), **self.counters()}
 
+    def export_state(self) -> dict[str, Any]:
+        return {"messages": self.messages, "rejected": self.rejected}
+
+    def import_state(self, data: dict[str, Any]) -> None:
+        self.messages = list(data.get("messages", []))
+        self.rejected = list(data.get("rejected", []))
+
     def authenticate(self, request: Request) -> Response | None:
         return None  # the secret path is the credential
 
