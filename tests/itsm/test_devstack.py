@@ -1,11 +1,14 @@
 """``make run`` points only the platforms the user did not configure at the bundled fakes.
 
-``fake_environment`` is pure, so these tests start no process.
+``fake_environment`` is pure, so most tests start no process; the last ones start the fakes as
+``make run`` does (``itsm.devstack.FakeServers``) and talk to them over HTTP.
 """
 
 from __future__ import annotations
 
-from portal.devstack import FAKE_PLATFORMS, fake_environment, platforms_needing_fakes
+import httpx
+
+from itsm.devstack import FAKE_PLATFORMS, FakeServers, fake_environment, platforms_needing_fakes
 
 FAKES = "http://127.0.0.1:5555"
 BASE_URL_VARIABLES = (
@@ -91,3 +94,65 @@ def test_every_platform_is_keyed_by_its_base_url_variable():
     assert [next(iter(variables)) for variables in FAKE_PLATFORMS.values()] == list(
         BASE_URL_VARIABLES
     )
+
+
+def test_the_fake_servers_answer_on_the_variables_they_hand_back(tmp_path, adf_schema_path):
+    service = FakeServers(tmp_path)
+    try:
+        added = service.start({"JIRA_PROJECT_KEY": "OPS"})
+
+        assert added["JIRA_BASE_URL"] == f"{service.url}/jira"
+        assert "JIRA_PROJECT_KEY" not in added
+        response = httpx.get(
+            f"{added['JIRA_BASE_URL']}/rest/api/3/myself",
+            auth=(added["JIRA_EMAIL"], added["JIRA_API_TOKEN"]),
+        )
+        assert response.status_code == 200
+        assert httpx.get(f"{service.url}/_fake/health").json()["adf"].startswith("ADF JSON schema")
+    finally:
+        service.stop()
+
+    assert service.process is not None
+    assert service.process.returncode == 0  # stopped by SIGTERM, cleanly
+
+
+def test_with_every_platform_configured_no_fake_is_started(tmp_path):
+    env = dict.fromkeys(BASE_URL_VARIABLES, "https://configured.example")
+    service = FakeServers(tmp_path)
+
+    assert service.start(env) == {}
+    assert service.process is None
+    service.stop()
+
+
+def test_the_fakes_come_back_on_their_last_port_with_their_tickets(tmp_path, adf_schema_path):
+    first = FakeServers(tmp_path)
+    added = first.start({})
+    jira = (added["JIRA_EMAIL"], added["JIRA_API_TOKEN"])
+    try:
+        created = httpx.post(
+            f"{added['JIRA_BASE_URL']}/rest/api/3/issue",
+            auth=jira,
+            json={
+                "fields": {
+                    "project": {"key": "OPS"},
+                    "issuetype": {"name": "Task"},
+                    "summary": "Survives a restart",
+                }
+            },
+        )
+        assert created.status_code == 201, created.text
+    finally:
+        first.stop()
+
+    second = FakeServers(tmp_path)
+    try:
+        again = second.start({})
+        issue = httpx.get(f"{again['JIRA_BASE_URL']}/rest/api/3/issue/OPS-1", auth=jira)
+    finally:
+        second.stop()
+
+    assert second.port == first.port  # links stored with the first run's tickets still work
+    assert again["JIRA_BASE_URL"] == added["JIRA_BASE_URL"]
+    assert issue.status_code == 200
+    assert issue.json()["fields"]["summary"] == "Survives a restart"
