@@ -259,3 +259,115 @@ def test_dry_run_shows_the_result_and_create_lands_on_the_pending_ticket(
     assert ticket.fields["description"].endswith("Failed twice.\nSee the log.")
     assert queued_deliveries == [OutboxMessage.objects.get(ticket=ticket).pk]
     assert console_errors == []
+
+
+# --- the ticket list: search, sorting, paging, timestamps ---------------------------------------
+
+TICKET_LIST = "/itsm/tickets/"
+
+
+@pytest.fixture
+def list_page(page, live_server, console_errors):
+    """Logged in as an operator, on the ticket list, with 55 tickets a minute apart."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.itsm.test_pages import make_ticket
+
+    start = datetime(2025, 10, 12, 9, 0, tzinfo=UTC)
+    for number in range(55):
+        make_ticket(job_id=f"job-{number:02}", created_at=start + timedelta(minutes=number))
+    make_ticket(job_id="nightly-build", created_at=start - timedelta(days=1))
+    UserFactory(username="list-operator", roles=["operators"])
+    page.goto(f"/accounts/login/?next={TICKET_LIST}")
+    page.get_by_label("Username").fill("list-operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}{TICKET_LIST}")
+    return page
+
+
+def job_id_cells(page):
+    return page.locator("#ticket-records tbody td.job-id")
+
+
+def test_searching_the_ticket_list_keeps_the_term_and_finds_the_ticket(list_page, console_errors):
+    page = list_page
+
+    page.get_by_label("Search").fill("nightly")
+    page.get_by_role("button", name="Filter").click()
+
+    expect(job_id_cells(page)).to_have_text(["nightly-build"])
+    expect(page.get_by_label("Search")).to_have_value("nightly")
+    expect(page).to_have_url(re.compile(r"[?&]q=nightly"))
+    page.get_by_role("link", name="Clear filters").click()
+    expect(job_id_cells(page)).to_have_count(50)
+    assert console_errors == []
+
+
+def test_sorting_by_a_header_and_paging_keep_each_other(list_page, console_errors):
+    page = list_page
+    job_header = page.get_by_role("columnheader", name="Job id")
+
+    page.get_by_role("link", name="Job id").click()
+
+    expect(job_header).to_have_attribute("aria-sort", "ascending")
+    expect(job_id_cells(page).first).to_have_text("job-00")
+
+    page.get_by_role("link", name="Next").click()
+
+    expect(page.locator(".page-position")).to_contain_text("Page 2 of 2")
+    expect(job_id_cells(page)).to_have_text(
+        ["job-50", "job-51", "job-52", "job-53", "job-54", "nightly-build"]
+    )
+    expect(job_header).to_have_attribute("aria-sort", "ascending")
+
+    page.get_by_role("link", name="Job id").click()  # the other way round, from page 1
+
+    expect(job_header).to_have_attribute("aria-sort", "descending")
+    expect(job_id_cells(page).first).to_have_text("nightly-build")
+    expect(page.locator(".page-position")).to_contain_text("Page 1 of 2")
+    assert console_errors == []
+
+
+def test_a_page_number_past_the_end_lands_on_the_last_page(list_page, live_server, console_errors):
+    page = list_page
+
+    response = page.goto(f"{TICKET_LIST}?page=999")
+
+    assert response.status == 200
+    expect(page.locator(".page-position")).to_contain_text("Page 2 of 2")
+    expect(page.get_by_role("link", name="Previous")).to_be_visible()
+    assert console_errors == []
+
+
+def test_a_timestamp_shows_the_iso_value_on_hover_and_its_relative_part_keeps_up(
+    page, live_server, console_errors
+):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.itsm.test_pages import make_ticket
+
+    created = datetime(2025, 10, 12, 9, 57, tzinfo=UTC)
+    make_ticket(job_id="hover-me", created_at=created)
+    UserFactory(username="time-operator", roles=["operators"])
+    # The browser's clock starts 3 minutes after the ticket; the server's "now" is the real one,
+    # so the relative part is checked after the script has run.
+    page.clock.install(time=created + timedelta(minutes=3))
+    page.goto(f"/accounts/login/?next={TICKET_LIST}")
+    page.get_by_label("Username").fill("time-operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}{TICKET_LIST}")
+    stamp = page.locator("#ticket-records time.timestamp").last
+
+    stamp.hover()
+
+    expect(stamp).to_have_attribute("title", "2025-10-12T09:57:00+00:00")
+    expect(stamp).to_have_attribute("datetime", "2025-10-12T09:57:00+00:00")
+    expect(stamp).to_contain_text("2025-10-12 09:57:00 UTC")
+    expect(stamp.locator(".relative")).to_have_text("(3 min ago)")
+
+    page.clock.run_for(10 * 60 * 1000)  # ten minutes later, without reloading
+
+    expect(stamp.locator(".relative")).to_have_text("(13 min ago)")
+    assert console_errors == []
