@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .adf_schema import AdfValidator
+from .pages import jira_issue_page, not_found_page
 from .protocol import (
     BadJson,
     HttpError,
@@ -406,6 +407,15 @@ class JiraFake(Platform):
         add("GET", "/rest/agile/1.0/board/{board}/sprint", self.list_sprints)
         add("GET", "/rest/agile/1.0/sprint/{sprint}", self.get_sprint)
         add("POST", "/rest/agile/1.0/sprint/{sprint}/issue", self.move_to_sprint)
+        # The issue's page in a browser: what a ticket's link opens; no credentials, read-only.
+        add("GET", "/browse/{key}", self.browse_page, auth=False)
+
+    # ----- the page a link opens -----------------------------------------------------------
+    def browse_page(self, request: Request) -> Response:
+        issue = self.by_key.get(request.params["key"].upper())
+        if issue is None:
+            return not_found_page("Jira", f"issue {request.params['key']}")
+        return jira_issue_page(issue, self._links_of(issue.key))
 
     # ----- helpers --------------------------------------------------------------------------
     def _json_body(self, request: Request) -> Any:

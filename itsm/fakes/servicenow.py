@@ -12,7 +12,9 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from .pages import not_found_page, servicenow_incident_page
 from .protocol import (
     BadJson,
     HttpError,
@@ -101,6 +103,9 @@ class ServiceNowFake(Platform):
             self.router.add("GET", f"{prefix}/{{table}}/{{sys_id}}", self.get)
             self.router.add("PATCH", f"{prefix}/{{table}}/{{sys_id}}", self.update)
             self.router.add("PUT", f"{prefix}/{{table}}/{{sys_id}}", self.update)
+        # The record's page in a browser (what a ticket's link opens): no credentials, read-only.
+        self.router.add("GET", "/nav_to.do", self.record_page, auth=False)
+        self.router.add("GET", "/incident.do", self.record_page, auth=False)
         self.reset()
 
     def reset(self) -> None:
@@ -248,6 +253,21 @@ class ServiceNowFake(Platform):
                 }
             result[name] = value
         return result
+
+    # ----- the page a link opens -----------------------------------------------------------
+    def record_page(self, request: Request) -> Response:
+        """``/nav_to.do?uri=incident.do?sys_id=...`` (the link the portal stores) or ``/incident.do``."""
+        if request.path == "/nav_to.do":
+            target = urlsplit(request.arg("uri") or "")
+            if target.path.lstrip("/") != "incident.do":
+                return not_found_page("ServiceNow", "page for that uri")
+            sys_id = (parse_qs(target.query).get("sys_id") or [""])[0]
+        else:
+            sys_id = request.arg("sys_id") or ""
+        record = self.records.get(sys_id)
+        if record is None:
+            return not_found_page("ServiceNow", f"incident with sys_id {sys_id}")
+        return servicenow_incident_page(record)
 
     # ----- handlers -----------------------------------------------------------------------
     def create(self, request: Request) -> Response:
