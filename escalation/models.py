@@ -1,1 +1,401 @@
-"""Tables of the escalation app."""
+"""Tables of the escalation app: the CI failure escalation matrix of seed 004.
+
+Configuration is data edited in the admin (DESIGN.md "Config as data"): classification rules,
+teams and the routing matrix, seeded by data migrations with the seed's values. What happens is
+recorded: every failure reported, the escalation its fingerprint groups it into, the SLA record
+of that escalation, every notification queued, and a timeline of events (the audit trail).
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+class FailureType(models.TextChoices):
+    """The seed's failure types (``classify-ci-failure.sh``)."""
+
+    GENERATOR_DRIFT = "generator_drift", "Generator drift"
+    SECURITY_CRITICAL = "security_critical", "Security: critical"
+    SECURITY_SECRETS = "security_secrets", "Security: secret detected"
+    SECURITY_HIGH = "security_high", "Security: high"
+    SECURITY_ADVISORY = "security_advisory", "Security: advisory"
+    DATABASE_CONNECTIVITY = "database_connectivity", "Database connectivity"
+    INFRASTRUCTURE_TIMEOUT = "infrastructure_timeout", "Infrastructure timeout"
+    DEPENDENCY_VULNERABILITY = "dependency_vulnerability", "Dependency vulnerability"
+    TEST_FAILURE = "test_failure", "Test failure"
+    BUILD_FAILURE = "build_failure", "Build failure"
+    UNKNOWN = "unknown", "Unknown"
+
+
+# How grave a finding is. A finding at or above PROTECTED_SEVERITY (security findings and the
+# zero-tolerance types) is never replaced by a less grave one, whatever the rules' order says
+# (docs/escalation.md, "Precedence").
+SEVERITY: dict[str, int] = {
+    "security_secrets": 100,
+    "security_critical": 95,
+    "generator_drift": 90,
+    "security_high": 85,
+    "dependency_vulnerability": 75,
+    "security_advisory": 70,
+    "database_connectivity": 50,
+    "infrastructure_timeout": 45,
+    "build_failure": 40,
+    "test_failure": 30,
+    "unknown": 0,
+}
+PROTECTED_SEVERITY = 70
+
+
+class Priority(models.TextChoices):
+    CRITICAL = "CRITICAL", "Critical"
+    HIGH = "HIGH", "High"
+    MEDIUM = "MEDIUM", "Medium"
+    LOW = "LOW", "Low"
+
+
+# The seed's mapping to Linear priorities (create-linear-ticket.sh).
+LINEAR_PRIORITY = {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 3, "LOW": 4}
+# And to the portal's Jira priority ranks (itsm.config.PRIORITY_NAMES: 1 Highest ... 5 Lowest).
+JIRA_PRIORITY = {"CRITICAL": "1", "HIGH": "2", "MEDIUM": "3", "LOW": "4"}
+
+
+class OverridePolicy(models.TextChoices):
+    """handle-override-request.sh's three cases, and approval for the rest."""
+
+    ZERO_TOLERANCE = "zero_tolerance", "Never (zero tolerance)"
+    INFRASTRUCTURE_CONFIRMED = "infrastructure_confirmed", "Needs a confirmed infrastructure issue"
+    HOTFIX_APPROVAL = "hotfix_approval", "Needs hotfix approval"
+    QA_APPROVAL = "qa_approval", "Needs QA approval"
+
+
+class RecoveryAction(models.TextChoices):
+    NONE = "none", "None"
+    DATABASE_PROBE = "database_probe", "Database health probe"
+    RERUN_FAILED_JOBS = "rerun_failed_jobs", "Re-run the failed jobs"
+
+
+class Tracker(models.TextChoices):
+    LINEAR = "linear", "Linear"
+    JIRA = "jira", "Jira"
+    NONE = "none", "None"
+
+
+def validate_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValidationError(f"not a valid regular expression: {exc}") from exc
+
+
+class ClassificationRule(models.Model):
+    """One rule of the classifier: any of exit code, log pattern and changed-file glob; a rule
+    matches when every criterion it sets matches. Rules are tried in ``position`` order."""
+
+    name = models.CharField(max_length=100, unique=True)
+    failure_type = models.CharField(max_length=40, choices=FailureType.choices)
+    exit_code = models.IntegerField(null=True, blank=True)
+    log_pattern = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_regex],
+        help_text="A Python regular expression searched in each log line (case-insensitive).",
+    )
+    changed_file_glob = models.CharField(
+        max_length=200, blank=True, help_text="e.g. openapi/*.yaml; matches any changed file."
+    )
+    position = models.PositiveIntegerField(
+        default=100, help_text="Lower is tried first; see the precedence rules."
+    )
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.failure_type}"
+
+    def clean(self) -> None:
+        if self.exit_code is None and not self.log_pattern and not self.changed_file_glob:
+            raise ValidationError(
+                "Set at least one of exit code, log pattern or changed-file glob."
+            )
+
+
+class Team(models.Model):
+    """Where a team is reached: the seed's notify-teams.sh table."""
+
+    name = models.SlugField(max_length=60, unique=True)  # backend_dev, security_team, ...
+    display_name = models.CharField(max_length=100, blank=True)
+    slack_channel = models.CharField(max_length=80, blank=True)
+    slack_webhook_url = models.URLField(
+        max_length=300, blank=True, help_text="Empty: the portal's SLACK_WEBHOOK_URL."
+    )
+    oncall_handle = models.CharField(max_length=80, blank=True)
+    tracker = models.CharField(max_length=10, choices=Tracker.choices, default=Tracker.LINEAR)
+    linear_team = models.CharField(max_length=60, blank=True, help_text="Linear team key or name")
+    jira_project = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class RoutingRule(models.Model):
+    """One row of the routing matrix: a failure type's owners, priority, SLA and policies."""
+
+    failure_type = models.CharField(max_length=40, choices=FailureType.choices, unique=True)
+    title = models.CharField(max_length=100, help_text="Ticket title, e.g. Secret Exposure")
+    teams = models.ManyToManyField(Team, related_name="routing_rules")
+    ticket_team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The team whose tracker gets the ticket (default: the first team).",
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices)
+    sla_minutes = models.PositiveIntegerField()
+    urgent = models.BooleanField(default=False, help_text="Slack messages marked URGENT")
+    notify_author = models.BooleanField(default=False, help_text="Also notify the code author")
+    override_policy = models.CharField(
+        max_length=30, choices=OverridePolicy.choices, default=OverridePolicy.QA_APPROVAL
+    )
+    recovery_action = models.CharField(
+        max_length=30, choices=RecoveryAction.choices, default=RecoveryAction.NONE
+    )
+
+    class Meta:
+        ordering = ["failure_type"]
+
+    def __str__(self) -> str:
+        return f"{self.failure_type}: {self.priority}, {self.sla_minutes} min"
+
+
+class Escalation(models.Model):
+    """Failures of one repository with one fingerprint, while open: one ticket, one SLA.
+
+    The routing decision is snapshotted when it opens (Grafana OnCall's habit): editing the matrix
+    later never changes a running escalation; a reclassification re-routes it explicitly.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    repository = models.CharField(max_length=200, db_index=True)
+    fingerprint = models.CharField(max_length=64)
+    signature = models.CharField(max_length=500, blank=True)
+    failure_type = models.CharField(max_length=40, choices=FailureType.choices, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    priority = models.CharField(max_length=10, choices=Priority.choices)
+    routing = models.JSONField(default=dict, blank=True)  # the snapshot: teams, sla, policies
+    teams = models.ManyToManyField(Team, related_name="escalations", blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=200, blank=True)
+    tracker = models.CharField(max_length=10, choices=Tracker.choices, default=Tracker.NONE)
+    tracker_id = models.CharField(max_length=100, blank=True)  # filled when the ticket exists
+    tracker_key = models.CharField(max_length=100, blank=True)
+    tracker_url = models.URLField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            # One open escalation per repository and fingerprint: repeats attach to it.
+            models.UniqueConstraint(
+                fields=["repository", "fingerprint"],
+                condition=models.Q(status="open"),
+                name="one_open_escalation_per_fingerprint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.failure_type} in {self.repository}"
+
+    def sla_record(self) -> SlaRecord | None:
+        """The escalation's SLA record, or None before it has one."""
+        try:
+            return self.sla
+        except SlaRecord.DoesNotExist:
+            return None
+
+
+class FailureEvent(models.Model):
+    """One failed CI job as a CI system reported it, classified, with its evidence."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        GITHUB = "github", "GitHub webhook"
+        GITLAB = "gitlab", "GitLab webhook"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        FLAKY = "flaky", "Flaky (passed on re-run)"
+        RESOLVED = "resolved", "Resolved"
+
+    repository = models.CharField(max_length=200)
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    commit = models.CharField(max_length=64, blank=True)
+    workflow = models.CharField(max_length=200, blank=True)
+    job = models.CharField(max_length=200)
+    run_id = models.CharField(max_length=64)
+    run_attempt = models.PositiveIntegerField(default=1)
+    exit_code = models.IntegerField(null=True, blank=True)
+    author = models.CharField(max_length=100, blank=True)
+    changed_files = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    job_url = models.URLField(max_length=500, blank=True)
+
+    failure_type = models.CharField(max_length=40, choices=FailureType.choices, db_index=True)
+    rule = models.ForeignKey(
+        ClassificationRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule_name = models.CharField(max_length=100, blank=True)  # kept if the rule is deleted
+    evidence = models.JSONField(default=list, blank=True)  # [{"line": n, "text": "..."}]
+    log_excerpt = models.TextField(blank=True)  # redacted, bounded
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    signature = models.CharField(max_length=500, blank=True)
+    failing_tests = models.JSONField(default=list, blank=True)
+
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.SET_NULL, related_name="failures"
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "run_id", "run_attempt", "job"],
+                name="one_failure_per_job_run",
+            )
+        ]
+        indexes = [models.Index(fields=["repository", "commit", "job"])]
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.job} #{self.run_id}.{self.run_attempt}"
+
+
+class SlaRecord(models.Model):
+    """The seed's SLA tracking record (sla-timer.sh), one per escalation."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RESOLVED_WITHIN_SLA = "resolved_within_sla", "Resolved within SLA"
+        SLA_EXCEEDED = "sla_exceeded", "SLA exceeded"
+
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="sla")
+    failure_type = models.CharField(max_length=40, choices=FailureType.choices)
+    assigned_teams = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    deadline = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    exceeded_at = models.DateTimeField(null=True, blank=True)  # when the sweep escalated the miss
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["deadline", "id"]
+        # The sweep reads active records by deadline; the index keeps it small and fast.
+        indexes = [
+            models.Index(
+                fields=["deadline"],
+                condition=models.Q(status="active"),
+                name="sla_active_by_deadline",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"SLA of escalation {self.escalation_id}: {self.status}"
+
+
+class Notification(models.Model):
+    """A message queued for a team (Slack) or a ticket (Linear, Jira), through the outbox."""
+
+    class Channel(models.TextChoices):
+        SLACK = "slack", "Slack"
+        LINEAR = "linear", "Linear"
+        JIRA = "jira", "Jira"
+
+    escalation = models.ForeignKey(
+        Escalation, on_delete=models.CASCADE, related_name="notifications"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    kind = models.CharField(max_length=30)  # opened, repeat, sla_miss, sla_corrected, ...
+    team = models.CharField(max_length=60, blank=True)
+    recipient = models.CharField(max_length=120, blank=True)  # channel, author, ticket
+    outbox_message = models.ForeignKey(
+        "itsm.OutboxMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.kind} for escalation {self.escalation_id}"
+
+
+class EscalationEvent(models.Model):
+    """The timeline and audit trail: every change to an escalation goes through one entry point
+    (``services.audit.record``) that writes one of these."""
+
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    failure = models.ForeignKey(
+        FailureEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind}: {self.message[:60]}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook delivery seen once (GitHub's X-GitHub-Delivery, GitLab's Idempotency-Key): a
+    redelivery answers 2xx and changes nothing."""
+
+    source = models.CharField(max_length=10)
+    delivery_id = models.CharField(max_length=100)
+    event = models.CharField(max_length=50)
+    received_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "delivery_id"], name="one_webhook_delivery")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event} {self.delivery_id}"

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from itsm.clients import client_class, client_for
+from itsm.clients import SlackClient, client_class, client_for
 from itsm.clients.interface import (
     COMMENT,
     CREATE,
@@ -27,6 +27,7 @@ from itsm.clients.interface import (
     Ref,
 )
 from itsm.clients.slack import build_blocks
+from itsm.config import Endpoint
 from itsm.errors import (
     FieldError,
     ItsmError,
@@ -42,6 +43,17 @@ from itsm.outbox import handler as outbox_handler
 from itsm.services.sla import state_of as sla_state
 from itsm.services.tickets import create_from_template, open_ticket, sent_fields
 from itsm.types import CallLog, CreatedTicket, PlatformView, TicketRef
+from portal.redaction import register_secrets
+
+
+def slack_client_for(webhook_url: str = "", **kwargs) -> SlackClient:
+    """A Slack client posting to ``webhook_url`` (a team's own incoming webhook), or to the
+    portal's ``SLACK_WEBHOOK_URL`` when it is empty. The URL is the credential: it is masked
+    wherever it could appear, like every configured secret."""
+    if not webhook_url:
+        return client_for("slack", **kwargs)
+    register_secrets(webhook_url)
+    return SlackClient(Endpoint("slack", webhook_url), **kwargs)
 
 
 def outbox_kinds() -> list[str]:
@@ -81,4 +93,5 @@ __all__ = [
     "outbox_kinds",
     "sent_fields",
     "sla_state",
+    "slack_client_for",
 ]

@@ -369,3 +369,21 @@ ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))
 # What `make run` (portal/devstack.py) starts besides Redis: each app names its stand-ins here, so
 # the portal imports none. Each is built with the var directory and answers the variables it sets.
 PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers"]
+
+# --- CI failure escalation (issue #9, seed 004) ---------------------------------------------
+# The portal's address as people reach it: links in Slack messages and tickets point here.
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# GitHub webhooks are verified with this secret (X-Hub-Signature-256); GitLab's token is compared
+# as it is sent (X-Gitlab-Token). Unset: that webhook answers 503 not_configured.
+GITHUB_WEBHOOK_SECRET = os.environ.get("GITHUB_WEBHOOK_SECRET", "")
+GITLAB_WEBHOOK_TOKEN = os.environ.get("GITLAB_WEBHOOK_TOKEN", "")
+# The largest CI log accepted inline or as an upload (413 beyond); the portal reads it as a
+# stream and keeps only the evidence and an excerpt.
+ESCALATION_MAX_LOG_BYTES = int(os.environ.get("ESCALATION_MAX_LOG_BYTES", str(256 * 1024 * 1024)))
+
+# --- How the apps plug in -------------------------------------------------------------------
+# The portal imports no app (DESIGN.md): their URL modules are named here and included by
+# portal/urls.py and portal/api/urls.py.
+PORTAL_PAGE_URLCONFS = {"itsm/": "itsm.urls", "ci/": "escalation.urls"}
+PORTAL_API_URLCONFS = ["itsm.api.urls", "escalation.api.urls"]
+PORTAL_WEBSOCKET_URLCONFS = ["escalation.routing"]

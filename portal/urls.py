@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
@@ -21,7 +22,8 @@ urlpatterns = [
     path("metrics", views.metrics, name="prometheus-django-metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("itsm/", include("itsm.urls")),
+    # Each app's pages under its prefix, named in settings (the portal names no app).
+    *(path(prefix, include(module)) for prefix, module in settings.PORTAL_PAGE_URLCONFS.items()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/",

@@ -1,0 +1,184 @@
+"""``/api/v1/ci/``: CI systems report failures; on-call engineers and QA read and act on them.
+
+Thin adapters (DESIGN.md): validate in, call a service, serialize out.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from escalation.api.serializers import (
+    EscalationSerializer,
+    FailureReportSerializer,
+    FailureSerializer,
+    FlakyTestSerializer,
+    JobPassedSerializer,
+    ReclassifySerializer,
+    ResolveSerializer,
+    SlaCorrectionSerializer,
+)
+from escalation.errors import LogTooLarge
+from escalation.filters import EscalationFilterSet, FailureFilterSet
+from escalation.models import Escalation, FailureEvent
+from escalation.services import ingest, routing, sla
+from portal.api.permissions import IsOperator
+from portal.roles import OPERATORS, QA, user_has_role
+
+
+class IsOperatorOrQA(BasePermission):
+    """On-call engineers (operators) and QA both triage CI failures."""
+
+    message = "This needs the operators or the qa role."
+
+    def has_permission(self, request, view) -> bool:
+        return user_has_role(request.user, OPERATORS) or user_has_role(request.user, QA)
+
+
+def log_source(request, inline: str):
+    """The uploaded log file (streamed from its temporary file), or the inline text as bytes."""
+    upload = request.FILES.get("log")
+    if upload is not None:
+        limit = settings.ESCALATION_MAX_LOG_BYTES
+        if upload.size > limit:
+            raise LogTooLarge(upload.size, limit)
+        return upload.chunks(), upload.size
+    data = inline.encode("utf-8", errors="replace")
+    return [data], len(data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="CI failures, newest first"),
+    retrieve=extend_schema(summary="One CI failure with its evidence"),
+)
+class FailureViewSet(viewsets.ReadOnlyModelViewSet):
+    """Failed CI jobs as reported, classified and grouped."""
+
+    queryset = FailureEvent.objects.select_related("escalation")
+    serializer_class = FailureSerializer
+    filterset_class = FailureFilterSet
+    ordering_fields = ["created_at", "repository", "failure_type", "id"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsOperator()]
+        return [IsOperatorOrQA()]
+
+    @extend_schema(
+        request={
+            "application/json": FailureReportSerializer,
+            "multipart/form-data": FailureReportSerializer,
+        },
+        responses={
+            201: FailureSerializer,
+            200: OpenApiResponse(
+                FailureSerializer, description="Reported before: the same failure"
+            ),
+            413: OpenApiResponse(description="The log is over ESCALATION_MAX_LOG_BYTES"),
+        },
+        summary="Report a failed CI job",
+    )
+    def create(self, request):
+        data = request.data
+        upload = request.FILES.get("log")
+        if upload is not None:
+            data = data.copy()
+            data.pop("log", None)
+        body = FailureReportSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        inline = fields.pop("log", "")
+        source, _size = log_source(request, inline)
+        report = ingest.FailureReport(**fields)
+        failure, created = ingest.report_failure(report, source, user=request.user)
+        failure = FailureEvent.objects.select_related("escalation").get(pk=failure.pk)
+        answer = FailureSerializer(failure, context={"request": request}).data
+        return Response(answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=ReclassifySerializer, responses=EscalationSerializer)
+    @action(detail=True, methods=["post"])
+    def reclassify(self, request, pk=None):
+        """The seed's reclassify_failure: a new type with a justification; re-routed, audited."""
+        failure = get_object_or_404(FailureEvent.objects.select_related("escalation"), pk=pk)
+        body = ReclassifySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        escalation = routing.reclassify_failure(
+            failure,
+            body.validated_data["failure_type"],
+            body.validated_data["justification"],
+            actor=request.user,
+        )
+        return Response(EscalationSerializer(escalation, context={"request": request}).data)
+
+
+class EscalationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Open and resolved escalations: grouped failures with their routing, ticket and SLA."""
+
+    queryset = Escalation.objects.select_related("sla").prefetch_related("teams")
+    serializer_class = EscalationSerializer
+    filterset_class = EscalationFilterSet
+    ordering_fields = ["last_seen_at", "first_seen_at", "occurrences", "id"]
+    permission_classes = [IsOperatorOrQA]
+
+    @extend_schema(request=ResolveSerializer, responses=EscalationSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        escalation = get_object_or_404(Escalation, pk=pk)
+        body = ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        sla.resolve(escalation, body.validated_data["reason"], actor=request.user)
+        escalation = self.get_queryset().get(pk=escalation.pk)
+        return Response(EscalationSerializer(escalation, context={"request": request}).data)
+
+    @extend_schema(request=SlaCorrectionSerializer, responses=EscalationSerializer)
+    @action(detail=True, methods=["post"], url_path="sla-correction")
+    def sla_correction(self, request, pk=None):
+        """The seed's correct_sla_timer: a corrected start; the deadline is recomputed."""
+        escalation = get_object_or_404(Escalation, pk=pk)
+        body = SlaCorrectionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            sla.correct_sla_timer(
+                escalation,
+                body.validated_data["started_at"],
+                body.validated_data["reason"],
+                actor=request.user,
+            )
+        escalation = self.get_queryset().get(pk=escalation.pk)
+        return Response(EscalationSerializer(escalation, context={"request": request}).data)
+
+
+class JobPassedView(APIView):
+    """A job passed: failed attempts of it on the same commit are marked flaky."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(request=JobPassedSerializer, responses=FailureSerializer(many=True))
+    def post(self, request):
+        body = JobPassedSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        marked = ingest.record_job_passed(
+            data["repository"], data["commit"], data["job"], data["run_attempt"]
+        )
+        return Response(FailureSerializer(marked, many=True, context={"request": request}).data)
+
+
+class FlakyTestsView(APIView):
+    """Tests (or jobs) that failed and passed on a re-run, per repository."""
+
+    permission_classes = [IsOperatorOrQA]
+
+    @extend_schema(responses=FlakyTestSerializer(many=True))
+    def get(self, request):
+        repository = request.query_params.get("repository") or None
+        return Response(FlakyTestSerializer(ingest.flaky_tests(repository), many=True).data)

@@ -1,0 +1,28 @@
+"""The escalation app's errors; each carries its HTTP answer (``portal.errors.PortalError``)."""
+
+from __future__ import annotations
+
+from portal.errors import PortalError
+
+
+class EscalationError(PortalError):
+    http_status = 400
+    code = "escalation_error"
+
+
+class LogTooLarge(EscalationError):
+    http_status = 413
+    code = "request_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"The log is {size:,} bytes; at most {limit:,} are accepted.")
+
+
+class NotConfigured(EscalationError):
+    http_status = 503
+    code = "not_configured"
+
+
+class InvalidSignature(EscalationError):
+    http_status = 401
+    code = "invalid_signature"

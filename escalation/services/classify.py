@@ -1,0 +1,616 @@
+"""Classification of a failed CI job (seed 004's ``analyze_failure``), by rules from the database.
+
+A rule sets any of an exit code, a log pattern (a regular expression searched in each line,
+case-insensitive) and a changed-file glob; it matches when every criterion it sets matches.
+
+Precedence (docs/escalation-classification.md): every enabled rule is evaluated, then
+
+1. if any match is *protected* (a security finding or a zero-tolerance type, ``SEVERITY`` at or
+   above ``PROTECTED_SEVERITY``), the gravest protected match wins, ties to the lower position:
+   a later, milder pattern (a "test failed" line after a gitleaks finding) never downgrades it,
+   and neither does the order of the rules;
+2. otherwise the first match in rule order (``position``) wins; the seeded order puts specific
+   patterns before generic ones and log patterns before bare exit codes, as the seed's script
+   lets a log pattern overwrite an exit-code type;
+3. no match: ``unknown``.
+
+What a pattern sees: one line of the log with the colour codes (ANSI escapes) and the CI's
+timestamp prefix removed (GitHub Actions' ``2024-05-01T12:00:00.1234567Z``, GitLab's
+``... 00O``, Jenkins timestamper's ``[...Z]``), and of a line that a carriage return rewrote
+(progress bars, GitLab's section markers) only what a terminal shows: the text after the last
+``\\r``. So ``^FAILED`` means what a reader of the log expects. Lines are cut at
+``MAX_LINE_CHARS``. Evidence and the excerpt keep these cleaned lines, redacted.
+
+How a big log stays fast and small: the log is read in blocks of ``CHUNK_BYTES`` and never held
+whole. From each rule's pattern the classifier derives words one of which must be in any line it
+matches (:func:`literals_of`); one RE2 search (a DFA, linear time) over each block finds the lines
+containing any of them, and only those lines are decoded, cleaned and tried against the Python
+patterns. A rule whose pattern has no such word makes every line a candidate: correct, slower.
+A rule stops being looked for once it has ``MAX_EVIDENCE`` lines. Line numbers come from counting
+newlines, which is the one full pass over the bytes besides the search. (Case folding and the
+cleaning happen on candidate lines only; a word that colour codes split in the middle is missed,
+which real tools do not do: they colour whole words.)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import re._constants as _sre
+import re._parser as _sre_parser  # the stdlib's own parser of ``re`` patterns (literal words)
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import re2
+
+from escalation.models import PROTECTED_SEVERITY, SEVERITY, ClassificationRule, FailureType
+from portal.redaction import redact_text
+
+MAX_LINE_CHARS = 2_000  # longer lines are cut before matching (minified bundles, base64 blobs)
+EXCERPT_LINES = 40  # the log's tail kept as the excerpt when no line is evidence
+CONTEXT_LINES = 3  # lines kept before and after each evidence line
+MAX_CONTEXT_LINES = 200  # the excerpt around evidence, at most
+MAX_EVIDENCE = 5  # evidence lines kept per matching rule
+MAX_FAILING_TESTS = 50
+CHUNK_BYTES = 4 << 20  # a block of the log: large enough for RE2 to run at full speed
+# A line longer than this is kept by its head only; the rest is skipped up to its newline. The
+# slack beyond MAX_LINE_CHARS lets redaction see a token that straddles the cut.
+MAX_LINE_BYTES = 4 * MAX_LINE_CHARS + 1024
+
+
+@dataclass(frozen=True)
+class Evidence:
+    line: int  # 1-based line number in the log
+    text: str  # redacted
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"line": self.line, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Classification:
+    failure_type: str
+    rule_id: int | None = None
+    rule_name: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+    excerpt: str = ""
+    signature: str = ""
+    failing_tests: list[str] = field(default_factory=list)
+    log_bytes: int = 0
+    log_lines: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "failure_type": self.failure_type,
+            "rule": self.rule_name or None,
+            "rule_id": self.rule_id,
+            "evidence": [item.as_dict() for item in self.evidence],
+            "signature": self.signature,
+            "failing_tests": self.failing_tests,
+            "log_bytes": self.log_bytes,
+            "log_lines": self.log_lines,
+        }
+
+
+# --- literal words of a pattern: what the prefilter searches for ----------------------------------
+
+_WORD = re.compile(r"\w+")
+_ZERO_WIDTH = {_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT}
+_REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT}
+
+
+def literals_of(pattern: str) -> tuple[str, ...]:
+    """Words one of which every line that ``pattern`` matches contains (compared ignoring case);
+    ``()`` when the pattern has none, and then every line must be tried.
+
+    Read from the pattern's parse tree: a run of literal characters is required, so is one of
+    the alternatives' words when each alternative has one, and the content of a group repeated
+    at least once. Of the required sets the one whose shortest word is longest wins. The words
+    are searched in the log without its colour codes, so they may span what a tool coloured.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern, re.IGNORECASE)
+    except (re.error, RecursionError, OverflowError):
+        return ()
+    found = _required(list(parsed))
+    return tuple(sorted(found)) if found else ()
+
+
+def _piece(literal: str) -> str:
+    # Blanks alone would make every line a candidate: no use as a literal.
+    return literal if literal.strip() else ""
+
+
+def _score(words: list[str] | None) -> tuple[int, int]:
+    if not words:
+        return (-1, 0)
+    return (min(len(word) for word in words), -len(words))
+
+
+def _required(items: list) -> list[str] | None:
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(candidates: list[str] | None) -> None:
+        nonlocal best
+        if not candidates:
+            return
+        pieces = {_piece(candidate).lower(): _piece(candidate) for candidate in candidates}
+        if "" in pieces:
+            return
+        # A word that contains another is found by the shorter one: keep the shorter.
+        words = sorted(
+            word
+            for key, word in pieces.items()
+            if not any(other != key and other in key for other in pieces)
+        )
+        if _score(words) > _score(best):
+            best = words
+
+    def end_run() -> None:
+        if run:
+            consider(["".join(run)])
+            run.clear()
+
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if op is _sre.IN and len(av) == 1 and av[0][0] is _sre.LITERAL:
+            run.append(chr(av[0][1]))
+            continue
+        if op in _ZERO_WIDTH:  # anchors and lookarounds consume nothing: the run goes on
+            continue
+        end_run()
+        if op is _sre.SUBPATTERN:
+            consider(_required(list(av[3])))
+        elif op is _sre.ATOMIC_GROUP:
+            consider(_required(list(av)))
+        elif op is _sre.BRANCH:
+            alternatives = [_required(list(branch)) for branch in av[1]]
+            if all(alternatives):
+                consider([word for words in alternatives for word in words])
+        elif op in _REPEATS and av[0] >= 1:
+            consider(_required(list(av[2])))
+    end_run()
+    return best
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: int | None
+    name: str
+    failure_type: str
+    position: int
+    exit_code: int | None
+    pattern: re.Pattern[str] | None
+    glob: str
+    literals: tuple[str, ...] | None = None  # None: derived from the pattern
+
+    def __post_init__(self) -> None:
+        if self.literals is None:
+            words = literals_of(self.pattern.pattern) if self.pattern is not None else ()
+            object.__setattr__(self, "literals", words)
+
+    @classmethod
+    def of(cls, rule: ClassificationRule) -> CompiledRule:
+        return cls(
+            id=rule.pk,
+            name=rule.name,
+            failure_type=rule.failure_type,
+            position=rule.position,
+            exit_code=rule.exit_code,
+            pattern=re.compile(rule.log_pattern, re.IGNORECASE) if rule.log_pattern else None,
+            glob=rule.changed_file_glob,
+        )
+
+
+def load_rules() -> list[CompiledRule]:
+    return [CompiledRule.of(rule) for rule in ClassificationRule.objects.filter(enabled=True)]
+
+
+# --- reading the log ------------------------------------------------------------------------------
+
+
+def lines_of(stream: BinaryIO | Iterable[bytes] | Iterable[str]) -> Iterator[str]:
+    """Decoded lines of a byte stream (a file, an upload, chunks), a few MB in memory at most."""
+    for data, end in _line_blocks(_Blocks(stream)):
+        position = 0
+        while position < end:
+            stop = data.find(b"\n", position, end)
+            yield data[position:stop].decode("utf-8", errors="replace").rstrip("\r")
+            position = stop + 1
+
+
+class _Blocks:
+    """The log as byte blocks, whatever it came as; counts the bytes read."""
+
+    def __init__(self, source: BinaryIO | Iterable[bytes] | Iterable[str]) -> None:
+        self.source = source
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        source = self.source
+        if hasattr(source, "read"):
+            reader = source
+
+            def reads() -> Iterator[bytes | str]:
+                while block := reader.read(CHUNK_BYTES):
+                    yield block
+
+            items: Iterable[bytes | str] = reads()
+        else:
+            items = source
+        gathered: list[bytes] = []
+        size = 0
+        for item in items:
+            block = (
+                item.encode("utf-8", errors="surrogateescape") if isinstance(item, str) else item
+            )
+            self.bytes_read += len(block)
+            # Many small items (lines of a text file) are gathered into one block.
+            gathered.append(block)
+            size += len(block)
+            if size >= CHUNK_BYTES:
+                yield gathered[0] if len(gathered) == 1 else b"".join(gathered)
+                gathered, size = [], 0
+        if gathered:
+            yield b"".join(gathered)
+
+
+def _line_blocks(blocks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """``(data, end)``: ``data[:end]`` holds whole lines, each ending with a newline; the last
+    pair may carry a final line without one after ``end``. A line longer than ``MAX_LINE_BYTES``
+    keeps its head only (it still counts as one line)."""
+    pending = b""
+    skipping = False  # inside an over-long line whose head is in ``pending``
+    for block in blocks:
+        if skipping:
+            newline = block.find(b"\n")
+            if newline < 0:
+                continue
+            block = block[newline:]
+            skipping = False
+        data = pending + block if pending else block
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            pending = data
+            if len(pending) > MAX_LINE_BYTES:
+                pending, skipping = pending[:MAX_LINE_BYTES], True
+            continue
+        yield data, end
+        pending = data[end:]
+        if len(pending) > MAX_LINE_BYTES:
+            pending, skipping = pending[:MAX_LINE_BYTES], True
+    if pending:
+        yield pending + b"\n", len(pending) + 1
+
+
+# --- cleaning a line -------------------------------------------------------------------------
+
+# CSI sequences (colours, erase line), OSC sequences (hyperlinks, titles), two-byte escapes;
+# the same for text and for the raw blocks the prefilter searches, and never across a line.
+_ANSI_PATTERN = r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
+_ANSI = re.compile(_ANSI_PATTERN)
+_ANSI_BYTES = re.compile(_ANSI_PATTERN.encode())
+_CI_PREFIX = re.compile(
+    r"^(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z (?:\d\d[OE]\+? )?"  # GitHub Actions, GitLab
+    r"|\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\] )"  # Jenkins timestamper
+)
+
+
+def clean_line(line: str) -> str:
+    """The line a pattern sees: colour codes and the CI's timestamp removed, and of a line a
+    carriage return rewrote only its last state."""
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    if "\r" in line:
+        line = line.rstrip("\r").rsplit("\r", 1)[-1]
+    return _CI_PREFIX.sub("", line, count=1)
+
+
+# --- signatures: what makes two failures "the same" ------------------------------------------
+
+_FAILING_TEST = [
+    re.compile(r"^(?:FAILED|ERROR) (\S+::\S+)"),  # pytest short summary
+    re.compile(r"^\s*--- FAIL: (\S+)"),  # go test
+    re.compile(r"^\s*● (?!Test suite failed to run)(.+?)\s*$"),  # Jest
+    re.compile(r"^(\S+ > \S.*?) FAILED$"),  # Gradle
+    re.compile(r"^\[ERROR\]\s+([\w$.]+\.[\w$]+):[0-9]+\b"),  # Maven Surefire's summary
+    re.compile(r"^test (\S+) \.\.\. FAILED$"),  # cargo test
+    re.compile(r"^rspec \./\S+ # (.+?)\s*$"),  # RSpec
+    re.compile(r"^\s*[0-9]+\) (\[\w+\] › .+?)[\s─]*$"),  # Playwright
+    re.compile(r"^\s*Failed (\S+) \["),  # dotnet test
+    re.compile(r"^[0-9]+\) (\S+::\S+)$"),  # PHPUnit
+]
+_FAILING_TEST_CLASS = re.compile(r"^(?:FAILED|ERROR) ")  # pytest: the same id twice
+_ERROR_LINE = re.compile(r"\b(error|failed|failure|fatal|exception|panic)\b", re.IGNORECASE)
+_NOISE = [
+    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),  # ANSI colours
+    (re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z?\s*"), ""),  # GitHub Actions line timestamps
+    (re.compile(r"\b\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?\b"), "<time>"),
+    (re.compile(r"\b[0-9a-f]{7,64}\b"), "<hash>"),
+    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+-]+){2,}"), "<path>"),
+    (re.compile(r"0x[0-9a-fA-F]+"), "<hex>"),
+    (re.compile(r"\d+"), "<n>"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalise(line: str) -> str:
+    """A line with what varies between runs (numbers, paths, hashes, times) replaced."""
+    for pattern, replacement in _NOISE:
+        line = pattern.sub(replacement, line)
+    return line.strip()[:300]
+
+
+def fingerprint_of(failure_type: str, signature: str) -> str:
+    return hashlib.sha256(f"{failure_type}\x1f{signature}".encode()).hexdigest()
+
+
+# --- the classifier ------------------------------------------------------------------------------
+
+
+def _matches_files(glob: str, changed_files: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, glob) for path in changed_files)
+
+
+@dataclass
+class _Watcher:
+    """Something looked for in candidate lines: a rule, a failing-test id, the first error."""
+
+    pattern: re.Pattern[str]
+    literals: tuple[str, ...]
+    rule_index: int | None = None  # into the eligible rules
+    kind: str = "rule"  # rule | test | error
+    active: bool = True
+
+
+class _Scan:
+    """One pass over the log's blocks: candidate lines by literal search, then the patterns."""
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.watchers = [
+            _Watcher(rule.pattern, rule.literals or (), index)
+            for index, rule in enumerate(rules)
+            if rule.pattern is not None
+        ]
+        self.watchers += [_Watcher(p, literals_of(p.pattern), kind="test") for p in _FAILING_TEST]
+        self.watchers.append(_Watcher(_ERROR_LINE, literals_of(_ERROR_LINE.pattern), kind="error"))
+        self.matched: dict[int, list[Evidence]] = {}
+        self.failing_tests: list[str] = []
+        self.first_error = ""
+        self.lines = 0  # lines before the current block
+        self.context: dict[int, str] = {}
+        self.after = 0  # context lines still to take after the last evidence line
+        self.tail: list[tuple[int, bytes]] = []  # the last lines read, numbered
+        self._build()
+
+    def _build(self) -> None:
+        """(Re)compiles the search for the literals of the watchers still active."""
+        active = [watcher for watcher in self.watchers if watcher.active]
+        self.every_line = [watcher for watcher in active if not watcher.literals]
+        words: dict[str, list[_Watcher]] = {}
+        for watcher in active:
+            for word in watcher.literals:
+                words.setdefault(word.lower(), []).append(watcher)
+        self.by_word = list(words.values())
+        self.finder = None
+        self.word_set = None
+        if self.every_line:
+            self.finder = re2.compile(r"(?m)^")  # every line is a candidate
+        elif words:
+            alternation = "|".join(re2.escape(word) for word in words)
+            self.finder = re2.compile(f"(?i)(?:{alternation})")
+        if words:
+            self.word_set = re2.Set.SearchSet(_RE2_CASELESS)
+            for word in words:
+                self.word_set.Add(re2.escape(word))
+            self.word_set.Compile()
+        self.dirty = False
+
+    def feed(self, data: bytes, end: int) -> None:
+        if data.find(b"\x1b", 0, end) >= 0:
+            # Without colour codes, a literal word is found whatever a tool coloured. They hold
+            # no newline, so line numbers stay; the rest of ``data`` is the next block's.
+            data = _ANSI_BYTES.sub(b"", data[:end])
+            end = len(data)
+        if self.after:  # context lines after an evidence line at the end of the last block
+            self._take_after(data, 0, end, self.lines + 1)
+        counted, lines = 0, self.lines  # the newlines in data[:counted] are counted in ``lines``
+        position = 0
+        finder = self.finder
+        while finder is not None and position < end:
+            found = finder.search(data, position, end)
+            if found is None:
+                break
+            start = data.rfind(b"\n", 0, found.start()) + 1
+            stop = data.find(b"\n", found.start(), end)
+            lines += data.count(b"\n", counted, start)
+            counted = start
+            number = lines + 1
+            if self._look_at(number, data[start : min(stop, start + MAX_LINE_BYTES)]):
+                self._take_before(data, start, number)
+                self.after = CONTEXT_LINES
+                self._take_after(data, stop + 1, end, number + 1)
+            position = stop + 1
+            if self.dirty:
+                self._build()
+                finder = self.finder
+        lines += data.count(b"\n", counted, end)
+        self._keep_tail(data, end, lines)
+        self.lines = lines
+
+    def _look_at(self, number: int, raw: bytes) -> bool:
+        """Tries the watchers on one candidate line; True when it is evidence of a rule."""
+        text = clean_line(raw.decode("utf-8", errors="replace"))
+        line = text[:MAX_LINE_CHARS]
+        watchers = list(self.every_line)
+        if self.word_set is not None:
+            for index in self.word_set.Match(line) or ():
+                watchers.extend(self.by_word[index])
+        evidence = False
+        seen: set[int] = set()
+        for watcher in watchers:
+            if id(watcher) in seen or not watcher.active:
+                continue
+            seen.add(id(watcher))
+            found = watcher.pattern.search(line)
+            if found is None:
+                continue
+            if watcher.kind == "rule":
+                kept = self.matched.setdefault(watcher.rule_index, [])
+                kept.append(Evidence(number, _redacted(text)))
+                evidence = True
+                if len(kept) >= MAX_EVIDENCE:
+                    watcher.active, self.dirty = False, True
+            elif watcher.kind == "test":
+                test = found.group(1)
+                if test not in self.failing_tests:
+                    self.failing_tests.append(test)
+                if len(self.failing_tests) >= MAX_FAILING_TESTS:
+                    for other in self.watchers:
+                        if other.kind == "test":
+                            other.active, self.dirty = False, True
+            else:
+                self.first_error = line
+                watcher.active, self.dirty = False, True
+        if evidence:
+            self._keep(number, _redacted(text))
+        return evidence
+
+    def _keep(self, number: int, shown: str) -> None:
+        if len(self.context) < MAX_CONTEXT_LINES:
+            self.context.setdefault(number, shown)
+
+    def _take_before(self, data: bytes, start: int, number: int) -> None:
+        previous: list[tuple[int, bytes]] = []
+        stop = start
+        while len(previous) < CONTEXT_LINES and stop > 0:
+            begin = data.rfind(b"\n", 0, stop - 1) + 1
+            previous.append((number - len(previous) - 1, data[begin : stop - 1]))
+            stop = begin
+        if len(previous) < CONTEXT_LINES and stop == 0:  # the lines before are in the last block
+            wanted = CONTEXT_LINES - len(previous)
+            previous += [item for item in reversed(self.tail)][:wanted]
+        for line_number, raw in reversed(previous):
+            if line_number > 0:
+                self._keep(line_number, _shown(raw))
+
+    def _take_after(self, data: bytes, position: int, end: int, number: int) -> None:
+        """Keeps up to ``self.after`` lines from ``position`` (line ``number``); what the block
+        does not hold is taken from the next one."""
+        while self.after and position < end:
+            stop = data.find(b"\n", position, end)
+            self._keep(number, _shown(data[position : min(stop, position + MAX_LINE_BYTES)]))
+            position, number = stop + 1, number + 1
+            self.after -= 1
+
+    def _keep_tail(self, data: bytes, end: int, lines: int) -> None:
+        tail: list[tuple[int, bytes]] = []
+        stop = end
+        while len(tail) < EXCERPT_LINES and stop > 0:
+            begin = data.rfind(b"\n", 0, stop - 1) + 1
+            tail.append((lines - len(tail), data[begin : stop - 1][:MAX_LINE_BYTES]))
+            stop = begin
+        tail.reverse()
+        if len(tail) < EXCERPT_LINES:
+            tail = self.tail[len(self.tail) - (EXCERPT_LINES - len(tail)) :] + tail
+        self.tail = tail
+
+
+def _redacted(text: str) -> str:
+    """Redacted, then cut: a token that straddles the cut is still recognised whole."""
+    return redact_text(text)[:MAX_LINE_CHARS]
+
+
+def _shown(raw: bytes) -> str:
+    return _redacted(clean_line(raw.decode("utf-8", errors="replace")))
+
+
+_RE2_CASELESS = re2.Options()
+_RE2_CASELESS.case_sensitive = False
+
+
+def classify(
+    log: BinaryIO | Iterable[bytes] | Iterable[str],
+    exit_code: int | None = None,
+    changed_files: list[str] | None = None,
+    *,
+    rules: list[CompiledRule] | None = None,
+) -> Classification:
+    """Classifies one failed job from its log stream, exit code and changed files."""
+    rules = load_rules() if rules is None else rules
+    changed_files = changed_files or []
+    # Rules whose other criteria already fail need not look at the log at all.
+    eligible = [
+        rule
+        for rule in rules
+        if (rule.exit_code is None or rule.exit_code == exit_code)
+        and (not rule.glob or _matches_files(rule.glob, changed_files))
+    ]
+    scan = _Scan(eligible)
+    blocks = _Blocks(log)
+    for data, end in _line_blocks(blocks):
+        scan.feed(data, end)
+    matched = dict(scan.matched)
+    for index, rule in enumerate(eligible):
+        if rule.pattern is None:  # exit code and/or glob only: already matched
+            matched[index] = []
+    chosen_index = _choose(eligible, matched)
+    if chosen_index is None:
+        failure_type, rule, evidence = FailureType.UNKNOWN.value, None, []
+    else:
+        rule = eligible[chosen_index]
+        failure_type, evidence = rule.failure_type, matched[chosen_index]
+    if scan.context:
+        excerpt_lines = sorted(scan.context.items())
+    else:
+        excerpt_lines = [(number, _shown(raw)) for number, raw in scan.tail]
+    excerpt = "\n".join(f"{number:>6}  {text}" for number, text in excerpt_lines)
+    return Classification(
+        failure_type=failure_type,
+        rule_id=rule.id if rule else None,
+        rule_name=rule.name if rule else "",
+        evidence=evidence,
+        excerpt=redact_text(excerpt),
+        signature=redact_text(
+            _signature(failure_type, evidence, scan.failing_tests, scan.first_error)
+        )[:500],
+        failing_tests=[redact_text(test) for test in scan.failing_tests],
+        log_bytes=blocks.bytes_read,
+        log_lines=scan.lines,
+    )
+
+
+def _signature(
+    failure_type: str, evidence: list[Evidence], failing_tests: list[str], first_error: str
+) -> str:
+    """What stays the same when the same failure happens again: the failing test ids of a test
+    failure, else the first evidence line, else the first error line, normalised."""
+    if failing_tests and (failure_type == FailureType.TEST_FAILURE or not evidence):
+        return "tests: " + ", ".join(sorted(failing_tests)[:20])
+    if evidence:
+        return normalise(evidence[0].text)
+    return normalise(first_error)
+
+
+def _choose(rules: list[CompiledRule], matched: dict[int, list[Evidence]]) -> int | None:
+    if not matched:
+        return None
+    protected = [
+        index
+        for index in matched
+        if SEVERITY.get(rules[index].failure_type, 0) >= PROTECTED_SEVERITY
+    ]
+    if protected:
+        return max(
+            protected,
+            key=lambda index: (SEVERITY[rules[index].failure_type], -rules[index].position, -index),
+        )
+    return min(matched, key=lambda index: (rules[index].position, index))

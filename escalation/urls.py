@@ -1,0 +1,18 @@
+"""Pages of the escalation app under ``/ci/`` (included through settings.PORTAL_PAGE_URLCONFS)."""
+
+from django.urls import path
+
+from escalation import views
+
+app_name = "escalation"
+
+urlpatterns = [
+    path("", views.CiHealthView.as_view(), name="ci-health"),
+    path("failures/", views.FailureListView.as_view(), name="failure-list"),
+    path("failures/<int:pk>/", views.FailureDetailView.as_view(), name="failure-detail"),
+    path("failures/<int:pk>/reclassify", views.ReclassifyView.as_view(), name="failure-reclassify"),
+    path("escalations/", views.EscalationListView.as_view(), name="escalation-list"),
+    path("escalations/<int:pk>/", views.EscalationDetailView.as_view(), name="escalation-detail"),
+    path("escalations/<int:pk>/resolve", views.ResolveView.as_view(), name="escalation-resolve"),
+    path("flaky/", views.FlakyTestsView.as_view(), name="flaky-tests"),
+]

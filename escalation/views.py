@@ -1,0 +1,216 @@
+"""Pages of the CI failure escalation matrix: the CI health overview, the failures and
+escalations lists (the page kit, on the same FilterSets as the API), a failure's page with its
+evidence, group, routing, notifications, SLA countdown and timeline, and the flaky tests.
+
+Pages read models and call services for actions (DESIGN.md); every page updates live from the
+``/ws/ci/`` socket (static/escalation/live.js) and works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views import View
+from django.views.generic import DetailView, TemplateView
+
+from escalation.filters import EscalationFilterSet, FailureFilterSet
+from escalation.models import (
+    Escalation,
+    EscalationEvent,
+    FailureEvent,
+    FailureType,
+    Notification,
+    SlaRecord,
+)
+from escalation.services import ingest, routing, sla
+from portal.pages import Column, FilteredListView
+from portal.roles import OPERATORS, QA, RoleRequiredMixin, user_has_role
+
+
+class TriageRequiredMixin(RoleRequiredMixin):
+    """Operators (on call) and QA both triage CI failures."""
+
+    required_role = OPERATORS
+
+    def dispatch(self, request, *args, **kwargs):
+        if user_has_role(request.user, QA):
+            self.required_role = QA
+        return super().dispatch(request, *args, **kwargs)
+
+
+def sla_view(record: SlaRecord | None, now=None) -> dict[str, Any] | None:
+    """What a page shows of an SLA record: state, deadline, seconds left, urgent under an hour."""
+    if record is None:
+        return None
+    remaining = sla.remaining_seconds(record, now) if record.status == "active" else None
+    return {
+        "record": record,
+        "status": record.status,
+        "deadline": record.deadline,
+        "remaining": remaining,
+        "urgent": remaining is not None and remaining < 3600,
+        "overdue": remaining is not None and remaining <= 0,
+    }
+
+
+class CiHealthView(TriageRequiredMixin, TemplateView):
+    """Open escalations by urgency, with their SLA counting down (the seed's dashboard; issue 10
+    adds the categories, overrides and reports)."""
+
+    template_name = "escalation/ci_health.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        open_escalations = list(
+            Escalation.objects.filter(status=Escalation.Status.OPEN)
+            .select_related("sla")
+            .prefetch_related("teams")
+            .order_by("sla__deadline", "-last_seen_at")[:200]
+        )
+        rows = [{"escalation": e, "sla": sla_view(sla.record_of(e), now)} for e in open_escalations]
+        context.update(
+            rows=rows,
+            open_count=len(rows),
+            urgent_count=sum(1 for row in rows if row["sla"] and row["sla"]["urgent"]),
+            failures_today=FailureEvent.objects.filter(
+                created_at__gte=now.replace(hour=0, minute=0, second=0, microsecond=0)
+            ).count(),
+        )
+        return context
+
+
+class FailureListView(TriageRequiredMixin, FilteredListView):
+    template_name = "escalation/failure_list.html"
+    context_object_name = "failures"
+    queryset = FailureEvent.objects.select_related("escalation")
+    filterset_class = FailureFilterSet
+    default_ordering = ("-created_at", "-id")
+    filter_bar_fields = ("q", "type", "status", "team", "since")
+    columns = (
+        Column("#", "id", numeric=True),
+        Column("Repository", "repository"),
+        Column("Job", "job"),
+        Column("Type", "failure_type"),
+        Column("Rule"),
+        Column("Escalation", "escalation_id", numeric=True),
+        Column("Status", "status"),
+        Column("Reported", "created_at"),
+    )
+
+
+class EscalationListView(TriageRequiredMixin, FilteredListView):
+    template_name = "escalation/escalation_list.html"
+    context_object_name = "escalations"
+    queryset = Escalation.objects.select_related("sla").prefetch_related("teams")
+    filterset_class = EscalationFilterSet
+    default_ordering = ("-last_seen_at", "-id")
+    columns = (
+        Column("#", "id", numeric=True),
+        Column("Repository", "repository"),
+        Column("Type", "failure_type"),
+        Column("Priority", "priority"),
+        Column("Occurrences", "occurrences", numeric=True),
+        Column("Teams"),
+        Column("Ticket"),
+        Column("SLA", "sla__deadline"),
+        Column("Last seen", "last_seen_at"),
+    )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        for escalation in context["escalations"]:
+            escalation.sla_view = sla_view(sla.record_of(escalation), now)
+        return context
+
+
+def escalation_context(escalation: Escalation) -> dict[str, Any]:
+    return {
+        "escalation": escalation,
+        "sla": sla_view(sla.record_of(escalation)),
+        "notifications": escalation.notifications.select_related("outbox_message"),
+        "occurrences": escalation.failures.order_by("-created_at")[:50],
+        "events": EscalationEvent.objects.filter(escalation=escalation)
+        .select_related("actor", "failure")
+        .order_by("at", "id"),
+        "failure_types": FailureType.choices,
+    }
+
+
+class FailureDetailView(TriageRequiredMixin, DetailView):
+    template_name = "escalation/failure_detail.html"
+    context_object_name = "failure"
+    queryset = FailureEvent.objects.select_related("escalation__sla", "escalation", "reported_by")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        failure = self.object
+        if failure.escalation is not None:
+            context.update(escalation_context(failure.escalation))
+        context["failure_events"] = failure.events.select_related("actor").order_by("at", "id")
+        context["failure_types"] = FailureType.choices
+        return context
+
+
+class EscalationDetailView(TriageRequiredMixin, DetailView):
+    template_name = "escalation/escalation_detail.html"
+    context_object_name = "escalation"
+    queryset = Escalation.objects.select_related("sla").prefetch_related(
+        "teams",
+        Prefetch("notifications", queryset=Notification.objects.select_related("outbox_message")),
+    )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(escalation_context(self.object))
+        return context
+
+
+class ReclassifyView(TriageRequiredMixin, View):
+    """The failure page's reclassification form (POST, with CSRF)."""
+
+    def post(self, request, pk: int):
+        failure = get_object_or_404(FailureEvent.objects.select_related("escalation"), pk=pk)
+        new_type = request.POST.get("failure_type", "")
+        justification = request.POST.get("justification", "").strip()
+        if new_type not in FailureType.values or len(justification) < 5:
+            messages.error(
+                request, "Choose a type and give a justification (5 characters or more)."
+            )
+            return redirect("escalation:failure-detail", pk=failure.pk)
+        escalation = routing.reclassify_failure(
+            failure, new_type, justification, actor=request.user
+        )
+        messages.success(
+            request, f"Reclassified as {new_type}; it is now in escalation #{escalation.pk}."
+        )
+        return redirect("escalation:failure-detail", pk=failure.pk)
+
+
+class ResolveView(TriageRequiredMixin, View):
+    def post(self, request, pk: int):
+        escalation = get_object_or_404(Escalation, pk=pk)
+        reason = request.POST.get("reason", "").strip()
+        if len(reason) < 3:
+            messages.error(request, "Say why it is resolved (3 characters or more).")
+        elif sla.resolve(escalation, reason, actor=request.user):
+            messages.success(request, f"Escalation #{escalation.pk} resolved.")
+        else:
+            messages.info(request, f"Escalation #{escalation.pk} was already resolved.")
+        return redirect("escalation:escalation-detail", pk=escalation.pk)
+
+
+class FlakyTestsView(TriageRequiredMixin, TemplateView):
+    template_name = "escalation/flaky_tests.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        repository = self.request.GET.get("repository", "").strip()
+        context["repository"] = repository
+        context["tests"] = ingest.flaky_tests(repository or None)
+        return context
