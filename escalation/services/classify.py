@@ -54,6 +54,7 @@ CONTEXT_LINES = 3  # lines kept before and after each evidence line
 MAX_CONTEXT_LINES = 200  # the excerpt around evidence, at most
 MAX_EVIDENCE = 5  # evidence lines kept per matching rule
 MAX_FAILING_TESTS = 50
+MAX_ECHO_LINES = 500  # a "##[group]Run" block longer than this is taken for output
 CHUNK_BYTES = 4 << 20  # a block of the log: large enough for RE2 to run at full speed
 # A line longer than this is kept by its head only; the rest is skipped up to its newline. The
 # slack beyond MAX_LINE_CHARS lets redaction see a token that straddles the cut.
@@ -324,18 +325,35 @@ _FAILING_TEST = [
     re.compile(r"^\[ERROR\]\s+([\w$.]+\.[\w$]+):[0-9]+\b"),  # Maven Surefire's summary
     re.compile(r"^test (\S+) \.\.\. FAILED$"),  # cargo test
     re.compile(r"^rspec \./\S+ # (.+?)\s*$"),  # RSpec
-    re.compile(r"^\s*[0-9]+\) (\[\w+\] › .+?)[\s─]*$"),  # Playwright
+    re.compile(r"^\s*[0-9]+\) (\[\w+\] › .+?)[\s─]*$"),  # Playwright  # noqa: RUF001
     re.compile(r"^\s*Failed (\S+) \["),  # dotnet test
     re.compile(r"^[0-9]+\) (\S+::\S+)$"),  # PHPUnit
 ]
-_FAILING_TEST_CLASS = re.compile(r"^(?:FAILED|ERROR) ")  # pytest: the same id twice
+# A CI's echo of the commands it runs is not their output: a step `pytest || echo "tests
+# failed"` must not match "test.*failed" before it ran. GitHub Actions prints a step's script
+# between "##[group]Run ..." and "##[endgroup]"; GitLab prefixes commands with "$ ", Jenkins'
+# `sh` (set -x) with "+ ".
+_ECHO_START = re.compile(r"^##\[group\]Run ")
+_ECHO_END = re.compile(r"^##\[endgroup\]")
+_ECHO_PREFIXES = ("$ ", "+ ")
+# What the CI says about the job rather than what the job said: neither an error line of its
+# own nor a signature (every failure of a repository would share it).
+_EXIT_TRAILER = re.compile(
+    r"^(?:##\[error\]Process completed with exit code|ERROR: Job failed|"
+    r"ERROR: script returned exit code)"
+)
+_CI_BOOKKEEPING = re.compile(r"^(?:##\[(?:end)?group\]|\[Pipeline\]|Finished: FAILURE)")
 _ERROR_LINE = re.compile(r"\b(error|failed|failure|fatal|exception|panic)\b", re.IGNORECASE)
 _NOISE = [
-    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),  # ANSI colours
+    (_ANSI, ""),  # colours
     (re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z?\s*"), ""),  # GitHub Actions line timestamps
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?\b"), "<time>"),
+    (re.compile(r"\b\d\d:\d\d:\d\d(?:\.\d+)?\b"), "<time>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
+    # Absolute paths (workspaces, temp dirs, caches differ between runners); a relative path
+    # such as src/money.ts names the failing place and stays.
+    (re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][\w.@+-]+){2,}"), "<path>"),
     (re.compile(r"\b[0-9a-f]{7,64}\b"), "<hash>"),
-    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+-]+){2,}"), "<path>"),
     (re.compile(r"0x[0-9a-fA-F]+"), "<hex>"),
     (re.compile(r"\d+"), "<n>"),
     (re.compile(r"\s+"), " "),
@@ -367,7 +385,7 @@ class _Watcher:
     pattern: re.Pattern[str]
     literals: tuple[str, ...]
     rule_index: int | None = None  # into the eligible rules
-    kind: str = "rule"  # rule | test | error
+    kind: str = "rule"  # rule | test | error | echo
     active: bool = True
 
 
@@ -382,6 +400,15 @@ class _Scan:
         ]
         self.watchers += [_Watcher(p, literals_of(p.pattern), kind="test") for p in _FAILING_TEST]
         self.watchers.append(_Watcher(_ERROR_LINE, literals_of(_ERROR_LINE.pattern), kind="error"))
+        # The boundaries of GitHub Actions' echo of a step's script must be seen to skip it.
+        self.watchers += [
+            _Watcher(pattern, literals_of(pattern.pattern), kind="echo")
+            for pattern in (_ECHO_START, _ECHO_END)
+        ]
+        # Candidate lines inside an open "##[group]Run" block wait here: an echo if the block
+        # closes, the job's output if it does not (a log cut short, a hand-written one).
+        self.echo_from: int | None = None
+        self.echo_pending: list[tuple[int, str]] = []
         self.matched: dict[int, list[Evidence]] = {}
         self.failing_tests: list[str] = []
         self.first_error = ""
@@ -449,6 +476,30 @@ class _Scan:
     def _look_at(self, number: int, raw: bytes) -> bool:
         """Tries the watchers on one candidate line; True when it is evidence of a rule."""
         text = clean_line(raw.decode("utf-8", errors="replace"))
+        if self.echo_from is not None:
+            if _ECHO_END.match(text):
+                self.echo_from, self.echo_pending = None, []
+                return False
+            if number - self.echo_from > MAX_ECHO_LINES or _ECHO_START.match(text):
+                self.end_echo()
+            else:
+                if len(self.echo_pending) < MAX_ECHO_LINES:
+                    self.echo_pending.append((number, text))
+                return False
+        if _ECHO_START.match(text):
+            self.echo_from = number
+            return False
+        if text.startswith(_ECHO_PREFIXES):
+            return False
+        return self._examine(number, text)
+
+    def end_echo(self) -> None:
+        """An unclosed "##[group]Run" block was no echo: its lines are examined after all."""
+        pending, self.echo_from, self.echo_pending = self.echo_pending, None, []
+        for number, text in pending:
+            self._examine(number, text)
+
+    def _examine(self, number: int, text: str) -> bool:
         line = text[:MAX_LINE_CHARS]
         watchers = list(self.every_line)
         if self.word_set is not None:
@@ -469,6 +520,8 @@ class _Scan:
                 evidence = True
                 if len(kept) >= MAX_EVIDENCE:
                     watcher.active, self.dirty = False, True
+            elif watcher.kind == "echo":
+                continue
             elif watcher.kind == "test":
                 test = found.group(1)
                 if test not in self.failing_tests:
@@ -477,7 +530,7 @@ class _Scan:
                     for other in self.watchers:
                         if other.kind == "test":
                             other.active, self.dirty = False, True
-            else:
+            elif not _EXIT_TRAILER.match(line):
                 self.first_error = line
                 watcher.active, self.dirty = False, True
         if evidence:
@@ -558,6 +611,7 @@ def classify(
     blocks = _Blocks(log)
     for data, end in _line_blocks(blocks):
         scan.feed(data, end)
+    scan.end_echo()
     matched = dict(scan.matched)
     for index, rule in enumerate(eligible):
         if rule.pattern is None:  # exit code and/or glob only: already matched
@@ -580,7 +634,12 @@ def classify(
         evidence=evidence,
         excerpt=redact_text(excerpt),
         signature=redact_text(
-            _signature(failure_type, evidence, scan.failing_tests, scan.first_error)
+            _signature(
+                failure_type,
+                evidence,
+                scan.failing_tests,
+                scan.first_error or _last_words(scan.tail),
+            )
         )[:500],
         failing_tests=[redact_text(test) for test in scan.failing_tests],
         log_bytes=blocks.bytes_read,
@@ -598,6 +657,19 @@ def _signature(
     if evidence:
         return normalise(evidence[0].text)
     return normalise(first_error)
+
+
+def _last_words(tail: list[tuple[int, bytes]]) -> str:
+    """The job's own last line: before the CI's closing "exit code" line, skipping the CI's
+    bookkeeping (groups, GitLab's sections, Jenkins' [Pipeline] lines) and blank lines."""
+    lines = [(raw, _shown(raw)) for _, raw in tail]
+    closing = [index for index, (_, text) in enumerate(lines) if _EXIT_TRAILER.match(text)]
+    if closing:
+        lines = lines[: closing[-1]]
+    for raw, text in reversed(lines):
+        if text.strip() and not raw.startswith(b"section_") and not _CI_BOOKKEEPING.match(text):
+            return text
+    return ""
 
 
 def _choose(rules: list[CompiledRule], matched: dict[int, list[Evidence]]) -> int | None:
