@@ -7,6 +7,7 @@ real middleware, parsers, negotiation, authentication, exception handler and ren
 from __future__ import annotations
 
 from django.urls import path, re_path
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +23,20 @@ class EchoView(APIView):
 
     def post(self, request):
         return Response({"data": request.data})
+
+
+class UploadView(APIView):
+    """Takes a file upload (like a CI log): answers the sizes it received."""
+
+    parser_classes = [MultiPartParser]
+
+    def post(self, request):
+        return Response(
+            {
+                "files": {name: upload.size for name, upload in request.FILES.items()},
+                "fields": {name: len(value) for name, value in request.data.items()},
+            }
+        )
 
 
 class BrokenView(APIView):
@@ -46,6 +61,7 @@ class RaisingView(APIView):
 
 urlpatterns = [
     path("api/v1/echo/", EchoView.as_view()),
+    path("api/v1/upload/", UploadView.as_view()),
     path("api/v1/broken/", BrokenView.as_view()),
     re_path(r"^api/.*$", api_not_found),
 ]

@@ -193,6 +193,41 @@ def test_a_large_multipart_upload_answers_413_in_the_envelope(operator_client, s
     assert_envelope(response, 413, "request_too_large")
 
 
+def multipart(field: str, content: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
+    return (
+        f"--BOUNDARY\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        + content
+        + b"\r\n--BOUNDARY--\r\n"
+    )
+
+
+@pytest.mark.urls("tests.portal.edge_probe_urls")
+def test_a_view_that_takes_uploads_receives_files_over_the_form_limit(operator_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    body = multipart("log", b"x" * 5_000, filename="ci.log")
+
+    response = operator_client.post(
+        "/api/v1/upload/", data=body, content_type="multipart/form-data; boundary=BOUNDARY"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["files"] == {"log": 5_000}
+
+
+@pytest.mark.urls("tests.portal.edge_probe_urls")
+def test_a_form_field_over_the_limit_in_an_upload_answers_413(operator_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+
+    response = operator_client.post(
+        "/api/v1/upload/",
+        data=multipart("note", b"x" * 5_000),
+        content_type="multipart/form-data; boundary=BOUNDARY",
+    )
+
+    assert_envelope(response, 413, "request_too_large")
+
+
 @pytest.mark.urls("tests.portal.edge_probe_urls")
 def test_a_form_body_is_refused_the_api_speaks_json(operator_client):
     response = operator_client.post(
