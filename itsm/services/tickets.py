@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from itsm import metrics, outbox
@@ -156,18 +156,28 @@ def create_from_template(
 
 def record_ticket(ticket: Ticket) -> tuple[Ticket, bool]:
     """Stores an unsaved ticket with its SLA deadlines and queues its creation through the
-    outbox, in one transaction; the same idempotency key again returns the first record."""
+    outbox, in one transaction; the same idempotency key again returns the first record.
+
+    The row is inserted straight away (a replay was answered before rendering, so a twin is
+    rare) and only a clash on the key looks the first record up: one query less than
+    ``get_or_create`` on every new ticket, and the returned ticket keeps the objects it was
+    built with (its ``created_by`` is not fetched again to answer the request).
+    """
     sla.set_deadlines(ticket, timezone.now())
     with transaction.atomic():
-        ticket_row, created = Ticket.objects.get_or_create(
-            idempotency_key=ticket.idempotency_key, defaults=_model_fields(ticket)
-        )
-        if created:
-            outbox.enqueue(
-                TICKET_CREATE, ticket.platform, {"ticket_id": ticket_row.pk},
-                idempotency_key=f"ticket:{ticket.idempotency_key}", ticket=ticket_row,
-            )  # fmt: skip
-    return ticket_row, created
+        try:
+            with transaction.atomic():  # a savepoint: a clash undoes the insert, not the caller
+                ticket.save(force_insert=True)
+        except IntegrityError:
+            first = Ticket.objects.filter(idempotency_key=ticket.idempotency_key).first()
+            if first is None:  # another constraint failed: not a replay
+                raise
+            return first, False
+        outbox.enqueue(
+            TICKET_CREATE, ticket.platform, {"ticket_id": ticket.pk},
+            idempotency_key=f"ticket:{ticket.idempotency_key}", ticket=ticket,
+        )  # fmt: skip
+    return ticket, True
 
 
 def open_ticket(
@@ -203,14 +213,6 @@ def open_ticket(
             priority=str(fields.get("priority") or ""),
         )
     )
-
-
-def _model_fields(ticket: Ticket) -> dict[str, Any]:
-    return {
-        f.attname: getattr(ticket, f.attname)
-        for f in Ticket._meta.concrete_fields
-        if not f.primary_key and f.attname != "idempotency_key"
-    }
 
 
 def send_ticket(ticket: Ticket, log: CallLog, *, reconcile_first: bool = False) -> CreatedTicket:
