@@ -19,7 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from portal.errors import PortalError, RequestTooLarge
-from portal.redaction import redact
+from portal.redaction import redact, redact_text
 
 # The logger Django itself reports unhandled request errors to (alerts and log filters watch it).
 logger = logging.getLogger("django.request")
@@ -110,7 +110,7 @@ def _server_error_body() -> dict[str, Any]:
 
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     return JsonResponse(
-        envelope("not_found", f"No API route matches {request.path}."),
+        envelope("not_found", f"No API route matches {redact_text(request.path)}."),
         status=status.HTTP_404_NOT_FOUND,
     )
 

@@ -151,6 +151,14 @@ def test_a_credential_echoed_in_an_error_message_is_redacted():
     assert "[REDACTED]" in response.json()["error"]["fields"]["platform"]
 
 
+def test_a_credential_in_an_unknown_route_is_not_echoed(operator_client):
+    response = operator_client.get(f"/api/v1/hooks/{GITHUB_TOKEN}/")
+
+    assert response.status_code == 404
+    assert GITHUB_TOKEN not in response.content.decode()
+    assert "[REDACTED]" in response.json()["error"]["message"]
+
+
 # --- server errors ------------------------------------------------------------------------------
 
 
