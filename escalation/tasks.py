@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import sla
+from escalation.services import sla, webhooks
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -12,6 +12,44 @@ def sweep_due_slas() -> int:
     return sla.sweep_due_slas()
 
 
+@shared_task(name="escalation.escalate_sla_misses", ignore_result=True)
+def escalate_sla_misses(record_ids: list[int]) -> int:
+    return sla.escalate_misses(record_ids)
+
+
 @shared_task(name="escalation.refresh_trackers", ignore_result=True, soft_time_limit=50)
 def refresh_trackers() -> int:
     return sla.refresh_from_trackers()
+
+
+def queue_misses(record_ids: list[int]) -> None:
+    escalate_sla_misses.delay(record_ids)
+
+
+sla.set_miss_dispatcher(queue_misses)
+
+
+@shared_task(
+    bind=True,
+    name="escalation.report_github_job",
+    ignore_result=True,
+    max_retries=webhooks.LOG_FETCH_RETRIES,
+    # Two GitHub calls (the log's redirect, then the file), each bounded by the ITSM timeouts.
+    soft_time_limit=180,
+)
+def report_github_job(self, job: dict) -> str:
+    """A failed GitHub job from the webhook: its log fetched, then the failure reported. Retried
+    with back-off while GitHub has no log to give; the last try reports it without one."""
+    final_attempt = self.request.retries >= self.max_retries
+    try:
+        return webhooks.report_github_job(job, final_attempt=final_attempt)
+    except webhooks.LogNotReady as exc:
+        delay = webhooks.log_fetch_backoff(self.request.retries)
+        raise self.retry(exc=exc, countdown=delay) from exc
+
+
+def queue_github_job(job: dict) -> None:
+    report_github_job.delay(job)
+
+
+webhooks.set_dispatcher(queue_github_job)

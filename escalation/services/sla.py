@@ -10,6 +10,7 @@ from the API, the admin, or the tracker's status (``refresh_from_trackers``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from escalation import metrics
-from escalation.models import Escalation, FailureEvent, SlaRecord
+from escalation.models import Escalation, EscalationEvent, FailureEvent, SlaRecord
 from escalation.services import audit, notifications
 
 logger = logging.getLogger("escalation.sla")
@@ -47,31 +48,78 @@ def remaining_seconds(record: SlaRecord, now: datetime | None = None) -> int:
 
 # --- the sweep -------------------------------------------------------------------------------
 
+# Hands claimed record ids to the worker (``escalation.tasks`` registers its task); the sweep
+# itself only claims, so it stays fast whatever the table's size and however many are due.
+MissDispatcher = Callable[[list[int]], None]
+_dispatcher: MissDispatcher | None = None
+DISPATCH_CHUNK = 200
 
-def sweep_due_slas(now: datetime | None = None, *, batch: int = SWEEP_BATCH) -> int:
-    """Escalates every active SLA record past its deadline, once; returns how many."""
+
+def set_miss_dispatcher(dispatcher: MissDispatcher) -> None:
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def _claim_due(now: datetime, batch: int) -> list[int]:
+    """Takes up to ``batch`` due active records, earliest deadline first, in one statement: the
+    conditional UPDATE is the claim (a record another sweep took is no longer active), rows are
+    locked with SKIP LOCKED where the database can, and the partial index on active deadlines
+    keeps it a short range scan over millions of records."""
+    table = connection.ops.quote_name(SlaRecord._meta.db_table)
+    lock = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    sql = (
+        f"UPDATE {table} SET status = %s, exceeded_at = %s "  # noqa: S608 (names are ours)
+        f"WHERE status = %s AND id IN (SELECT id FROM {table} WHERE status = %s "
+        f"AND deadline <= %s ORDER BY deadline LIMIT %s{lock}) RETURNING id"
+    )
+    exceeded, active = SlaRecord.Status.SLA_EXCEEDED, SlaRecord.Status.ACTIVE
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [exceeded, now, active, active, now, batch])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def sweep_due_slas(
+    now: datetime | None = None,
+    *,
+    batch: int = SWEEP_BATCH,
+    dispatch: MissDispatcher | None = None,
+) -> int:
+    """Claims every active SLA record past its deadline, once, and hands them to the worker to
+    escalate (``escalate_misses``); returns how many were claimed."""
     now = now or timezone.now()
-    escalated = 0
+    dispatch = dispatch or _dispatcher
+    if dispatch is None:
+        raise RuntimeError("no SLA miss dispatcher: escalation.tasks was not imported")
+    claimed = 0
     while True:
         with transaction.atomic():
-            due = SlaRecord.objects.filter(status=SlaRecord.Status.ACTIVE, deadline__lte=now)
-            if connection.features.has_select_for_update_skip_locked:
-                due = due.select_for_update(skip_locked=True)
-            ids = list(due.order_by("deadline").values_list("id", flat=True)[:batch])
-            if not ids:
-                return escalated
-            # The conditional UPDATE is the claim: a record another sweep took meanwhile is not
-            # active any more and is not counted (or escalated) twice.
-            claimed = SlaRecord.objects.filter(pk__in=ids, status=SlaRecord.Status.ACTIVE)
-            taken = list(claimed.values_list("id", flat=True))
-            SlaRecord.objects.filter(pk__in=taken, status=SlaRecord.Status.ACTIVE).update(
-                status=SlaRecord.Status.SLA_EXCEEDED, exceeded_at=now
-            )
-            for record in SlaRecord.objects.filter(pk__in=taken).select_related("escalation"):
-                escalate_sla_miss(record, now)
-            escalated += len(taken)
+            ids = _claim_due(now, batch)
+        # After the claim committed: a worker that reads the records sees them claimed.
+        for offset in range(0, len(ids), DISPATCH_CHUNK):
+            dispatch(ids[offset : offset + DISPATCH_CHUNK])
+        claimed += len(ids)
         if len(ids) < batch:
-            return escalated
+            return claimed
+
+
+def escalate_misses(record_ids: list[int]) -> int:
+    """Escalates claimed records (the worker's half of the sweep); a record already escalated
+    (a task run twice) is skipped. Returns how many were escalated now."""
+    done = 0
+    records = SlaRecord.objects.filter(
+        pk__in=record_ids, status=SlaRecord.Status.SLA_EXCEEDED
+    ).select_related("escalation")
+    for record in records:
+        with transaction.atomic():
+            already = EscalationEvent.objects.filter(
+                escalation_id=record.escalation_id, kind="sla_missed"
+            ).exists()
+            if not already:
+                escalate_sla_miss(record, record.exceeded_at or timezone.now())
+                done += 1
+    return done
 
 
 def escalate_sla_miss(record: SlaRecord, now: datetime) -> None:

@@ -319,8 +319,9 @@ def test_a_missed_sla_is_escalated_once_to_the_scrum_master(ci_bot, itsm_endpoin
     record = SlaRecord.objects.get(escalation_id=body["escalation"])
 
     later = record.deadline + timedelta(minutes=5)
-    assert sla.sweep_due_slas(later) == 1
-    assert sla.sweep_due_slas(later) == 0
+    assert sla.sweep_due_slas(later, dispatch=sla.escalate_misses) == 1
+    assert sla.sweep_due_slas(later, dispatch=sla.escalate_misses) == 0
+    assert sla.escalate_misses([record.pk]) == 0  # a task run twice escalates nothing more
 
     record.refresh_from_db()
     assert record.status == SlaRecord.Status.SLA_EXCEEDED
@@ -343,7 +344,7 @@ def test_resolving_before_the_deadline_is_within_sla(ci_bot, itsm_endpoints):
 
     assert response.status_code == 200
     assert response.json()["sla"]["status"] == "resolved_within_sla"
-    assert sla.sweep_due_slas(timezone.now() + timedelta(days=1)) == 0
+    assert sla.sweep_due_slas(timezone.now() + timedelta(days=1), dispatch=list) == 0
 
 
 def test_correcting_the_sla_timer_recomputes_the_deadline_and_notifies(ci_bot, itsm_endpoints):
@@ -376,12 +377,13 @@ def test_two_sweeps_at_once_escalate_each_due_record_once(ci_bot, itsm_endpoints
     assert Escalation.objects.count() == 30
     later = timezone.now() + timedelta(days=1)
     counts: list[int] = []
+    claimed: list[int] = []
     barrier = threading.Barrier(2)
 
     def sweep() -> None:
         barrier.wait()
         try:
-            counts.append(sla.sweep_due_slas(later, batch=7))
+            counts.append(sla.sweep_due_slas(later, batch=7, dispatch=claimed.extend))
         finally:
             connection.close()
 
@@ -392,5 +394,7 @@ def test_two_sweeps_at_once_escalate_each_due_record_once(ci_bot, itsm_endpoints
         thread.join(60)
 
     assert sum(counts) == 30
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 30
+    sla.escalate_misses(claimed)
     assert EscalationEvent.objects.filter(kind="sla_missed").count() == 30
     assert Notification.objects.filter(kind="sla_miss", channel="slack").count() == 30
