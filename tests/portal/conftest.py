@@ -19,6 +19,7 @@ from django.db import connections
 
 from portal.leader import (
     AcquireResult,
+    DatabaseLeaseBackend,
     ElectionConfig,
     LeaderElector,
     LeaseBackend,
@@ -51,6 +52,20 @@ def redis_backend() -> Iterator[RedisLeaseBackend]:
     if keys:
         backend.client.delete(*keys)
     backend.client.close()
+
+
+@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+def lease_backend(request) -> LeaseBackend:
+    """Each lease backend in turn, on its real clock: the database's (SQLite, or PostgreSQL when
+    ``DATABASE_URL`` says so) and, when ``REDIS_URL`` is set, Redis'.
+
+    A test that runs electors in threads (each on a connection of its own) also asks for
+    ``transactional_db``, which pytest-django then uses instead of ``db``.
+    """
+    if request.param == "redis":
+        return request.getfixturevalue("redis_backend")
+    request.getfixturevalue("db")
+    return DatabaseLeaseBackend()
 
 
 @pytest.fixture
@@ -127,6 +142,10 @@ class ObservedBackend:
     def successful_calls(self, identity: str) -> list[BackendCall]:
         with self._lock:
             return [call for call in self.calls if call.identity == identity and call.acquired]
+
+    def refused_calls(self, identity: str) -> list[BackendCall]:
+        with self._lock:
+            return [call for call in self.calls if call.identity == identity and not call.acquired]
 
 
 class ThreadElector(LeaderElector):
