@@ -573,7 +573,7 @@ class _Scan:
             stop = begin
         tail.reverse()
         if len(tail) < EXCERPT_LINES:
-            tail = self.tail[len(self.tail) - (EXCERPT_LINES - len(tail)) :] + tail
+            tail = self.tail[max(0, len(self.tail) - (EXCERPT_LINES - len(tail))) :] + tail
         self.tail = tail
 
 
@@ -598,24 +598,8 @@ def classify(
     rules: list[CompiledRule] | None = None,
 ) -> Classification:
     """Classifies one failed job from its log stream, exit code and changed files."""
-    rules = load_rules() if rules is None else rules
-    changed_files = changed_files or []
-    # Rules whose other criteria already fail need not look at the log at all.
-    eligible = [
-        rule
-        for rule in rules
-        if (rule.exit_code is None or rule.exit_code == exit_code)
-        and (not rule.glob or _matches_files(rule.glob, changed_files))
-    ]
-    scan = _Scan(eligible)
-    blocks = _Blocks(log)
-    for data, end in _line_blocks(blocks):
-        scan.feed(data, end)
-    scan.end_echo()
-    matched = dict(scan.matched)
-    for index, rule in enumerate(eligible):
-        if rule.pattern is None:  # exit code and/or glob only: already matched
-            matched[index] = []
+    eligible, scan, blocks = _scan(log, exit_code, changed_files, rules)
+    matched = _matched(eligible, scan)
     chosen_index = _choose(eligible, matched)
     if chosen_index is None:
         failure_type, rule, evidence = FailureType.UNKNOWN.value, None, []
@@ -645,6 +629,63 @@ def classify(
         log_bytes=blocks.bytes_read,
         log_lines=scan.lines,
     )
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule_id: int | None
+    rule_name: str
+    failure_type: str
+    position: int
+    evidence: list[Evidence]
+
+
+def matching_rules(
+    log: BinaryIO | Iterable[bytes] | Iterable[str],
+    exit_code: int | None = None,
+    changed_files: list[str] | None = None,
+    *,
+    rules: list[CompiledRule] | None = None,
+) -> list[RuleMatch]:
+    """Every rule that matches, in rule order, with its evidence: what :func:`classify` chose
+    from (for whoever writes a rule and wants to see why another one won)."""
+    eligible, scan, _ = _scan(log, exit_code, changed_files, rules)
+    return [
+        RuleMatch(rule.id, rule.name, rule.failure_type, rule.position, evidence)
+        for index, evidence in sorted(_matched(eligible, scan).items())
+        for rule in [eligible[index]]
+    ]
+
+
+def _scan(
+    log: BinaryIO | Iterable[bytes] | Iterable[str],
+    exit_code: int | None,
+    changed_files: list[str] | None,
+    rules: list[CompiledRule] | None,
+) -> tuple[list[CompiledRule], _Scan, _Blocks]:
+    rules = load_rules() if rules is None else rules
+    changed_files = changed_files or []
+    # Rules whose other criteria already fail need not look at the log at all.
+    eligible = [
+        rule
+        for rule in rules
+        if (rule.exit_code is None or rule.exit_code == exit_code)
+        and (not rule.glob or _matches_files(rule.glob, changed_files))
+    ]
+    scan = _Scan(eligible)
+    blocks = _Blocks(log)
+    for data, end in _line_blocks(blocks):
+        scan.feed(data, end)
+    scan.end_echo()
+    return eligible, scan, blocks
+
+
+def _matched(eligible: list[CompiledRule], scan: _Scan) -> dict[int, list[Evidence]]:
+    matched = dict(scan.matched)
+    for index, rule in enumerate(eligible):
+        if rule.pattern is None:  # exit code and/or glob only: matched already
+            matched[index] = []
+    return matched
 
 
 def _signature(
