@@ -1,7 +1,7 @@
 """The dashboard's navigation: one list, so every page shows the same sections.
 
-Each section names the role its page needs (``None``: any logged-in user), and a user sees only
-the sections they can open: a link that answers 403 is not offered. A section whose URL name is not
+Each section names the roles its page opens to (any of them; none: any logged-in user), and a
+user sees only the sections they can open: a link that answers 403 is not offered. A section whose URL name is not
 routed yet (its capability has not landed) is shown greyed out rather than as a link to a missing
 page.
 """
@@ -12,24 +12,24 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
-from portal.roles import OPERATORS, user_has_role
+from portal.roles import OPERATORS, QA, user_has_any_role
 
 
 @dataclass(frozen=True)
 class Section:
     label: str
     url_name: str
-    role: str | None = None  # the role the page needs; None for any logged-in user
+    roles: tuple[str, ...] = ()  # any of these opens the page; () for any logged-in user
     staff_only: bool = False  # the Django admin: staff, whatever their role
     prefix: str = ""  # the section is current for every path under this prefix (default: its URL)
 
 
 SECTIONS = (
     Section("Overview", "dashboard"),
-    Section("CI health", "escalation:ci-health"),
+    Section("CI health", "escalation:ci-health", roles=(OPERATORS, QA)),
     Section("Exports", "exports:session-list"),
     Section("Requests", "escalation:request-list"),
-    Section("ITSM templates", "itsm:template-new-ticket", role=OPERATORS, prefix="/itsm/"),
+    Section("ITSM templates", "itsm:template-new-ticket", roles=(OPERATORS,), prefix="/itsm/"),
     Section("API docs", "api-docs"),
     Section("Admin", "admin:index", staff_only=True),
 )
@@ -42,7 +42,7 @@ def visible_sections(user) -> list[Section]:
     return [
         section
         for section in SECTIONS
-        if user_has_role(user, section.role) and (user.is_staff or not section.staff_only)
+        if user_has_any_role(user, section.roles) and (user.is_staff or not section.staff_only)
     ]
 
 

@@ -39,15 +39,31 @@ def user_has_role(user, role: str | None) -> bool:
     return role in user_roles(user)
 
 
-class RoleRequiredMixin(LoginRequiredMixin):
-    """Anonymous visitors go to the login page; a logged-in user without ``required_role`` gets
-    the styled 403 page, which names the role the page needs."""
+def user_has_any_role(user, roles: tuple[str, ...]) -> bool:
+    """Any of ``roles``; no roles at all means any logged-in user."""
+    if not roles:
+        return user_has_role(user, None)
+    return bool(user_roles(user) & set(roles))
 
-    required_role: str
+
+class RoleRequiredMixin(LoginRequiredMixin):
+    """Anonymous visitors go to the login page; a logged-in user without the role gets the
+    styled 403 page, which names the role the page needs.
+
+    ``required_role`` names one role; ``required_roles`` several, any of which opens the page
+    (operators and QA both triage CI failures).
+    """
+
+    required_role: str | None = None
+    required_roles: tuple[str, ...] = ()
+
+    def roles_needed(self) -> tuple[str, ...]:
+        return self.required_roles or ((self.required_role,) if self.required_role else ())
 
     def dispatch(self, request, *args, **kwargs):
-        if request.user.is_authenticated and not user_has_role(request.user, self.required_role):
-            raise PermissionDenied(f"This page needs the {self.required_role} role.")
+        needed = self.roles_needed()
+        if request.user.is_authenticated and not user_has_any_role(request.user, needed):
+            raise PermissionDenied(f"This page needs the {' or '.join(needed)} role.")
         return super().dispatch(request, *args, **kwargs)
 
 

@@ -8,7 +8,14 @@ from django.http import HttpResponse
 from django.urls import path
 from django.views import View
 
-from portal.roles import AdminRequiredMixin, OperatorRequiredMixin, QARequiredMixin
+from portal.roles import (
+    ADMINS,
+    QA,
+    AdminRequiredMixin,
+    OperatorRequiredMixin,
+    QARequiredMixin,
+    RoleRequiredMixin,
+)
 from portal.urls import handler403, handler404, handler500  # noqa: F401 - the handlers under test
 from portal.urls import urlpatterns as portal_urlpatterns
 
@@ -38,7 +45,12 @@ class AdminsPage(AdminRequiredMixin, Opened):
     pass
 
 
+class QAOrAdminsPage(RoleRequiredMixin, Opened):
+    required_roles = (QA, ADMINS)
+
+
 urlpatterns = [
+    path("for/qa-or-admins/", QAOrAdminsPage.as_view()),
     path("for/operators/", OperatorsPage.as_view()),
     path("for/qa/", QAPage.as_view()),
     path("for/admins/", AdminsPage.as_view()),

@@ -45,6 +45,21 @@ def test_each_role_opens_its_pages_and_gets_the_styled_403_elsewhere(
             assertContains(response, f"This page needs the {role} role.", status_code=403)
 
 
+@pytest.mark.parametrize(
+    ("roles", "status"),
+    [(["qa"], 200), (["admins"], 200), (["operators"], 403), ([], 403)],
+    ids=["qa", "admin", "operator", "no-role"],
+)
+def test_a_page_open_to_several_roles_opens_to_any_of_them(client, roles, status):
+    client.force_login(UserFactory(roles=roles))
+
+    response = client.get("/for/qa-or-admins/")
+
+    assert response.status_code == status
+    if status == 403:
+        assertContains(response, "This page needs the qa or admins role.", status_code=403)
+
+
 def test_roles_are_read_once_per_request_user(django_assert_num_queries):
     user = UserFactory(roles=["qa"])
 
