@@ -95,8 +95,6 @@ class LeaseBackend(Protocol):
 
     def holds(self, name: str, identity: str, fencing_token: int) -> bool: ...
 
-    def names(self) -> list[str]: ...
-
     def records(self) -> list[LeaseRecord]: ...
 
 
@@ -219,11 +217,6 @@ class DatabaseLeaseBackend:
     def holds(self, name: str, identity: str, fencing_token: int) -> bool:
         return record_holds(self.get(name), identity, fencing_token)
 
-    def names(self) -> list[str]:
-        from portal.models import Lease
-
-        return list(Lease.objects.using(self.using).order_by("name").values_list("name", flat=True))
-
     def records(self) -> list[LeaseRecord]:
         """Every lease, read in one query and judged by one reading of the clock (list pages)."""
         from portal.models import Lease
@@ -327,13 +320,10 @@ class RedisLeaseBackend:
     def holds(self, name: str, identity: str, fencing_token: int) -> bool:
         return record_holds(self.get(name), identity, fencing_token)
 
-    def names(self) -> list[str]:
-        keys = self.client.scan_iter(match=self.prefix + "*", count=100)
-        return sorted(key.decode()[len(self.prefix) :] for key in keys)
-
     def records(self) -> list[LeaseRecord]:
         """Every lease, read in one round trip after the scan (list pages)."""
-        names = self.names()
+        keys = self.client.scan_iter(match=self.prefix + "*", count=100)
+        names = sorted(key.decode()[len(self.prefix) :] for key in keys)
         pipeline = self.client.pipeline(transaction=False)
         for name in names:
             self._get(keys=[self.prefix + name], client=pipeline)
@@ -366,16 +356,6 @@ class ElectionConfig:
             raise ValueError("renew_deadline must be greater than 1.2 x retry_period")
 
 
-@dataclass(frozen=True)
-class ElectionStatus:
-    identity: str
-    lease_name: str
-    is_leader: bool
-    fencing_token: int | None
-    observed_holder: str
-    observed_transitions: int | None
-
-
 def default_identity(role: str = "portal") -> str:
     """Unique per process and readable by an operator: ``role@host:pid:random``."""
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -387,7 +367,9 @@ class LeaderElector:
     ``is_leader`` is safe to read from any thread and turns false by itself once ``renew_deadline``
     has passed since the start of the last successful renewal, even while the loop is stuck in a
     hung backend call. Callbacks run in the election thread and must return quickly;
-    ``on_started_leading`` receives the fencing token.
+    ``on_started_leading`` receives the fencing token. A callback comes after ``is_leader`` turned
+    true, so work that another thread does once per term keys on ``fencing_token`` (as the beat
+    scheduler does), not on a flag a callback sets.
     """
 
     def __init__(
@@ -409,7 +391,6 @@ class LeaderElector:
         self._leading = False
         self._deadline = 0.0
         self._token: int | None = None
-        self._observed: LeaseRecord | None = None
 
     # --- status, readable from any thread ---------------------------------------------------
     @property
@@ -421,26 +402,6 @@ class LeaderElector:
     def fencing_token(self) -> int | None:
         with self._lock:
             return self._token if self._leading and self._clock() < self._deadline else None
-
-    def status(self) -> ElectionStatus:
-        with self._lock:
-            leading = self._leading and self._clock() < self._deadline
-            observed = self._observed
-            return ElectionStatus(
-                identity=self.config.identity,
-                lease_name=self.config.lease_name,
-                is_leader=leading,
-                fencing_token=self._token if leading else None,
-                observed_holder=observed.holder_identity if observed else "",
-                observed_transitions=observed.lease_transitions if observed else None,
-            )
-
-    def still_holds(self) -> bool:
-        """Ask the backend (not local state) whether this term's fencing token is still current."""
-        token = self.fencing_token
-        return token is not None and self.backend.holds(
-            self.config.lease_name, self.config.identity, token
-        )
 
     # --- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -472,8 +433,6 @@ class LeaderElector:
         started: int | None = None
         stopped = False
         with self._lock:
-            if result is not None:
-                self._observed = result.record
             if result is not None and result.acquired:
                 token = result.record.lease_transitions
                 # A term that lapsed (renewal hung past the deadline) ended, even if this renewal
@@ -559,12 +518,7 @@ def backend_from_settings() -> LeaseBackend:
     raise ValueError(f"unknown LEADER_BACKEND {kind!r}: use 'database' or 'redis'")
 
 
-def elector_from_settings(
-    lease_name: str,
-    role: str,
-    on_started_leading: Callable[[int], None] | None = None,
-    on_stopped_leading: Callable[[], None] | None = None,
-) -> LeaderElector:
+def elector_from_settings(lease_name: str, role: str) -> LeaderElector:
     options = settings.LEADER_ELECTION
     config = ElectionConfig(
         lease_name=lease_name,
@@ -573,4 +527,4 @@ def elector_from_settings(
         renew_deadline=options["RENEW_DEADLINE"],
         retry_period=options["RETRY_PERIOD"],
     )
-    return LeaderElector(config, backend_from_settings(), on_started_leading, on_stopped_leading)
+    return LeaderElector(config, backend_from_settings())

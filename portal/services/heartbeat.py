@@ -20,7 +20,3 @@ def record_heartbeat(worker: str, beat_identity: str = "", fencing_token: int | 
     )
     transaction.on_commit(publish_status)
     return heartbeat
-
-
-def latest_heartbeat() -> Heartbeat | None:
-    return Heartbeat.objects.order_by("-ran_at").first()

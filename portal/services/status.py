@@ -8,6 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from portal.leader import LeaseRecord, backend_from_settings
+from portal.models import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,10 @@ def beat_lease() -> LeaseRecord | None:
 
 
 def status_snapshot() -> dict:
-    from portal.models import Heartbeat
-
     lease = beat_lease()
     # A released or expired lease has no leader, whatever name it still carries.
     live = lease is not None and lease.is_held_by_other(identity="")
+    # The dashboard's "last worker heartbeat": the one place that reads it.
     heartbeat = Heartbeat.objects.order_by("-ran_at").first()
     return {
         "beat_leader": lease.holder_identity if live else "",
