@@ -19,12 +19,19 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from escalation import metrics
-from escalation.models import Escalation, FailureEvent
+from escalation.models import ClassificationRule, Escalation, FailureEvent
 from escalation.services import audit, routing, sla
-from escalation.services.classify import Classification, classify, fingerprint_of
+from escalation.services.classify import (
+    Classification,
+    CompiledRule,
+    classify,
+    fingerprint_of,
+    load_rules,
+)
 from portal.redaction import redact_text
 
 logger = logging.getLogger("escalation.ingest")
@@ -58,6 +65,21 @@ class FailureReport:
         }
 
 
+_compiled: tuple[tuple, list[CompiledRule]] | None = None
+
+
+def current_rules() -> list[CompiledRule]:
+    """The enabled rules, compiled once per process until one is added, changed, disabled or
+    deleted (one aggregate query tells): compiling ~100 patterns costs more than classifying a
+    megabyte of log."""
+    global _compiled
+    state = ClassificationRule.objects.aggregate(count=Count("id"), latest=Max("updated_at"))
+    key = (state["count"], state["latest"])
+    if _compiled is None or _compiled[0] != key:
+        _compiled = (key, load_rules())
+    return _compiled[1]
+
+
 def find_reported(report: FailureReport) -> FailureEvent | None:
     return FailureEvent.objects.select_related("escalation").filter(**report.identity()).first()
 
@@ -69,7 +91,10 @@ def report_failure(
     existing = find_reported(report)
     if existing is not None:
         return existing, False
-    result = classify(log if log is not None else [], report.exit_code, report.changed_files)
+    result = classify(
+        log if log is not None else [], report.exit_code, report.changed_files,
+        rules=current_rules(),
+    )  # fmt: skip
     try:
         with transaction.atomic():
             failure = _create(report, result, user=user, now=now or timezone.now())
