@@ -96,26 +96,6 @@ def test_every_platform_is_keyed_by_its_base_url_variable():
     )
 
 
-def test_the_fake_servers_answer_on_the_variables_they_hand_back(tmp_path, adf_schema_path):
-    service = FakeServers(tmp_path)
-    try:
-        added = service.start({"JIRA_PROJECT_KEY": "OPS"})
-
-        assert added["JIRA_BASE_URL"] == f"{service.url}/jira"
-        assert "JIRA_PROJECT_KEY" not in added
-        response = httpx.get(
-            f"{added['JIRA_BASE_URL']}/rest/api/3/myself",
-            auth=(added["JIRA_EMAIL"], added["JIRA_API_TOKEN"]),
-        )
-        assert response.status_code == 200
-        assert httpx.get(f"{service.url}/_fake/health").json()["adf"].startswith("ADF JSON schema")
-    finally:
-        service.stop()
-
-    assert service.process is not None
-    assert service.process.returncode == 0  # stopped by SIGTERM, cleanly
-
-
 def test_with_every_platform_configured_no_fake_is_started(tmp_path):
     env = dict.fromkeys(BASE_URL_VARIABLES, "https://configured.example")
     service = FakeServers(tmp_path)
@@ -125,11 +105,14 @@ def test_with_every_platform_configured_no_fake_is_started(tmp_path):
     service.stop()
 
 
-def test_the_fakes_come_back_on_their_last_port_with_their_tickets(tmp_path, adf_schema_path):
+def test_the_fakes_answer_on_what_they_hand_back_and_come_back_on_their_port_with_their_tickets(
+    tmp_path, adf_schema_path
+):
     first = FakeServers(tmp_path)
-    added = first.start({})
+    added = first.start({"JIRA_PROJECT_KEY": "OPS"})
     jira = (added["JIRA_EMAIL"], added["JIRA_API_TOKEN"])
     try:
+        health = httpx.get(f"{first.url}/_fake/health").json()
         created = httpx.post(
             f"{added['JIRA_BASE_URL']}/rest/api/3/issue",
             auth=jira,
@@ -141,7 +124,6 @@ def test_the_fakes_come_back_on_their_last_port_with_their_tickets(tmp_path, adf
                 }
             },
         )
-        assert created.status_code == 201, created.text
     finally:
         first.stop()
 
@@ -152,6 +134,11 @@ def test_the_fakes_come_back_on_their_last_port_with_their_tickets(tmp_path, adf
     finally:
         second.stop()
 
+    assert added["JIRA_BASE_URL"] == f"{first.url}/jira"
+    assert "JIRA_PROJECT_KEY" not in added  # the user's value stays
+    assert health["adf"].startswith("ADF JSON schema")
+    assert created.status_code == 201, created.text
+    assert first.process is not None and first.process.returncode == 0  # SIGTERM: a clean stop
     assert second.port == first.port  # links stored with the first run's tickets still work
     assert again["JIRA_BASE_URL"] == added["JIRA_BASE_URL"]
     assert issue.status_code == 200

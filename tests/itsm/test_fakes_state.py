@@ -127,13 +127,14 @@ def test_an_unreadable_state_file_is_set_aside_and_the_fakes_start_empty(tmp_pat
     state_file = tmp_path / "state.json"
     state_file.write_text("{ half a file", encoding="utf-8")
 
-    with fakes_process(state_file) as url:
-        key = create_jira_issue(url, "Fresh start")
+    with FakeServer(state_file=state_file) as fakes:
+        key = create_jira_issue(fakes.url, "Fresh start")
 
     assert key == "OPS-1"
     [aside] = tmp_path.glob("state.json.unreadable-*")
     assert aside.read_text(encoding="utf-8") == "{ half a file"
-    assert json.loads(state_file.read_text(encoding="utf-8"))["format"] == 1
+    saved = json.loads(state_file.read_text(encoding="utf-8"))
+    assert [issue["key"] for issue in saved["platforms"]["jira"]["issues"]] == ["OPS-1"]
 
 
 def comparable(snapshot: dict[str, Any]) -> dict[str, Any]:
