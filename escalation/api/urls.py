@@ -1,9 +1,9 @@
-"""Routes under ``/api/v1/ci/`` (included by ``portal/api/urls.py``)."""
+"""Routes under ``/api/v1/ci/`` and ``/api/v1/webhooks/`` (included by ``portal/api/urls.py``)."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from escalation.api import views
+from escalation.api import views, webhooks
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # the issue writes the paths without one; accept both
@@ -14,4 +14,7 @@ urlpatterns = [
     path("ci/job-passed", views.JobPassedView.as_view(), name="ci-job-passed"),
     path("ci/flaky-tests", views.FlakyTestsView.as_view(), name="ci-flaky-tests"),
     *router.urls,
+    # The URL a CI system is given; with or without the trailing slash.
+    re_path(r"^webhooks/github/?$", webhooks.GitHubWebhookView.as_view(), name="webhook-github"),
+    re_path(r"^webhooks/gitlab/?$", webhooks.GitLabWebhookView.as_view(), name="webhook-gitlab"),
 ]
