@@ -666,3 +666,44 @@ def test_a_running_gitlab_job_is_ignored(gitlab_token, gitlab):
 
     assert response.status_code == 202
     assert response.json()["status"] == "ignored"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_delivery_arriving_twice_at_once_is_handled_once(github_secret):
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    body = raw("workflow_job.completed.failure.json")
+    headers = {
+        "content_type": "application/json",
+        "HTTP_X_GITHUB_EVENT": "workflow_job",
+        "HTTP_X_GITHUB_DELIVERY": str(uuid.uuid4()),
+        "HTTP_X_HUB_SIGNATURE_256": webhooks.github_signature(SECRET, body),
+    }
+    queued: list[dict[str, Any]] = []
+    answers: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def deliver_once() -> None:
+        barrier.wait()
+        try:
+            answers.append(APIClient().post(GITHUB_URL, data=body, **headers).json()["status"])
+        finally:
+            connection.close()
+
+    webhooks.set_dispatcher(queued.append)
+    try:
+        threads = [threading.Thread(target=deliver_once) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        webhooks.set_dispatcher(tasks.queue_github_job)
+
+    assert sorted(answers) == ["duplicate", "queued"]
+    assert len(queued) == 1
+    assert WebhookDelivery.objects.count() == 1
