@@ -106,6 +106,8 @@ class SlaSerializer(serializers.ModelSerializer):
 
 class EscalationSerializer(serializers.ModelSerializer):
     sla = SlaSerializer(read_only=True)
+    # Empty until the ticket exists: text, not a URI format that "" would break.
+    tracker_url = serializers.CharField(read_only=True)
     teams = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     links = serializers.SerializerMethodField()
 
@@ -136,6 +138,7 @@ def _absolute(request, path: str) -> str:
 
 class FailureSerializer(serializers.ModelSerializer):
     escalation = serializers.PrimaryKeyRelatedField(read_only=True)
+    job_url = serializers.CharField(read_only=True)  # empty when the CI system gave none
     links = serializers.SerializerMethodField()
 
     class Meta:
