@@ -35,6 +35,7 @@ which real tools do not do: they colour whole words.)
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import re
 import re._constants as _sre
@@ -54,6 +55,7 @@ CONTEXT_LINES = 3  # lines kept before and after each evidence line
 MAX_CONTEXT_LINES = 200  # the excerpt around evidence, at most
 MAX_EVIDENCE = 5  # evidence lines kept per matching rule
 MAX_FAILING_TESTS = 50
+REBUILD_AFTER = 256  # candidate lines that only retired watchers wanted, before a new search
 MAX_ECHO_LINES = 500  # a "##[group]Run" block longer than this is taken for output
 CHUNK_BYTES = 4 << 20  # a block of the log: large enough for RE2 to run at full speed
 # A line longer than this is kept by its head only; the rest is skipped up to its newline. The
@@ -298,7 +300,6 @@ def _line_blocks(blocks: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
 # the same for text and for the raw blocks the prefilter searches, and never across a line.
 _ANSI_PATTERN = r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
 _ANSI = re.compile(_ANSI_PATTERN)
-_ANSI_BYTES = re.compile(_ANSI_PATTERN.encode())
 _CI_PREFIX = re.compile(
     r"^(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z (?:\d\d[OE]\+? )?"  # GitHub Actions, GitLab
     r"|\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\] )"  # Jenkins timestamper
@@ -419,7 +420,7 @@ class _Scan:
         self._build()
 
     def _build(self) -> None:
-        """(Re)compiles the search for the literals of the watchers still active."""
+        """Points the search at the literals of the watchers still active."""
         active = [watcher for watcher in self.watchers if watcher.active]
         self.every_line = [watcher for watcher in active if not watcher.literals]
         words: dict[str, list[_Watcher]] = {}
@@ -427,26 +428,10 @@ class _Scan:
             for word in watcher.literals:
                 words.setdefault(word.lower(), []).append(watcher)
         self.by_word = list(words.values())
-        self.finder = None
-        self.word_set = None
-        if self.every_line:
-            self.finder = re2.compile(r"(?m)^")  # every line is a candidate
-        elif words:
-            alternation = "|".join(re2.escape(word) for word in words)
-            self.finder = re2.compile(f"(?i)(?:{alternation})")
-        if words:
-            self.word_set = re2.Set.SearchSet(_RE2_CASELESS)
-            for word in words:
-                self.word_set.Add(re2.escape(word))
-            self.word_set.Compile()
-        self.dirty = False
+        self.finder, self.word_set = _searches(tuple(words), bool(self.every_line))
+        self.dirty, self.wasted = False, 0
 
     def feed(self, data: bytes, end: int) -> None:
-        if data.find(b"\x1b", 0, end) >= 0:
-            # Without colour codes, a literal word is found whatever a tool coloured. They hold
-            # no newline, so line numbers stay; the rest of ``data`` is the next block's.
-            data = _ANSI_BYTES.sub(b"", data[:end])
-            end = len(data)
         if self.after:  # context lines after an evidence line at the end of the last block
             self._take_after(data, 0, end, self.lines + 1)
         counted, lines = 0, self.lines  # the newlines in data[:counted] are counted in ``lines``
@@ -466,7 +451,7 @@ class _Scan:
                 self.after = CONTEXT_LINES
                 self._take_after(data, stop + 1, end, number + 1)
             position = stop + 1
-            if self.dirty:
+            if self.dirty and self.wasted > REBUILD_AFTER:
                 self._build()
                 finder = self.finder
         lines += data.count(b"\n", counted, end)
@@ -476,6 +461,8 @@ class _Scan:
     def _look_at(self, number: int, raw: bytes) -> bool:
         """Tries the watchers on one candidate line; True when it is evidence of a rule."""
         text = clean_line(raw.decode("utf-8", errors="replace"))
+        if self.dirty:
+            self.wasted += 1
         if self.echo_from is not None:
             if _ECHO_END.match(text):
                 self.echo_from, self.echo_pending = None, []
@@ -586,8 +573,43 @@ def _shown(raw: bytes) -> str:
     return _redacted(clean_line(raw.decode("utf-8", errors="replace")))
 
 
-_RE2_CASELESS = re2.Options()
-_RE2_CASELESS.case_sensitive = False
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.case_sensitive = False
+# The DFA's budget: below it RE2 falls back to a far slower NFA on colour-heavy logs.
+_RE2_OPTIONS.max_mem = 32 << 20
+
+
+@functools.lru_cache(maxsize=8)
+def _searches(
+    words: tuple[str, ...], every_line: bool
+) -> tuple[re2._Regexp | None, re2.Set | None]:
+    """The block search (RE2, compiled once per set of words: the rules change rarely) and the
+    set that tells which words a candidate line holds."""
+    finder = word_set = None
+    if every_line:
+        finder = re2.compile(r"(?m)^", _RE2_OPTIONS)
+    elif words:
+        finder = re2.compile("|".join(_spaced(word) for word in words), _RE2_OPTIONS)
+    if words:
+        word_set = re2.Set.SearchSet(_RE2_OPTIONS)
+        for word in words:
+            word_set.Add(re2.escape(word))
+        word_set.Compile()
+    return finder, word_set
+
+
+def _spaced(word: str) -> str:
+    """``word`` for RE2, with colour codes allowed where tools put them: between a letter or
+    digit and anything else ("\\x1b[31mFAILED\\x1b[0m tests", "[\\x1b[1;31mERROR\\x1b[m]")."""
+    pieces = []
+    for index, char in enumerate(word):
+        if index and not (word[index - 1].isalnum() and char.isalnum()):
+            pieces.append(_ANSI_GAP)
+        pieces.append(re2.escape(char))
+    return "".join(pieces)
+
+
+_ANSI_GAP = f"(?:{_ANSI_PATTERN})*"
 
 
 def classify(

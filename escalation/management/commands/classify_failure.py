@@ -54,6 +54,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str = options["log"]
+        if path == "-" and options["all_matches"]:
+            # A second pass over the log: stdin cannot be read twice.
+            raise CommandError("--all-matches needs a log file, not stdin")
         try:
             if path == "-":
                 result, matches = self._run(sys.stdin.buffer, options)
@@ -95,8 +98,5 @@ class Command(BaseCommand):
         result = classify(log, exit_code, changed, rules=rules)
         if not options["all_matches"]:
             return result, None
-        # A second pass over the log: stdin cannot be read twice, so it is not offered there.
-        if not hasattr(log, "seek") or not log.seekable():
-            raise CommandError("--all-matches needs a log file, not stdin")
         log.seek(0)
         return result, matching_rules(log, exit_code, changed, rules=rules)
