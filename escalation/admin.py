@@ -89,24 +89,26 @@ class CheckedTextForm(forms.ModelForm):
         return cleaned
 
 
-class RecordAdmin(ReadOnlyAdmin):
+class BidiSafeTitleMixin:
+    """The change page's subtitle is the object's name, often text from outside: made safe here,
+    the breadcrumbs in templates/admin/escalation/change_form.html."""
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["subtitle"] = shown(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class ConfigurationAdmin(BidiSafeTitleMixin, admin.ModelAdmin):
+    """Configuration edited by QA and admins (the roles' permissions decide who may)."""
+
+
+class RecordAdmin(BidiSafeTitleMixin, ReadOnlyAdmin):
     """Rows the services write: read here, never added, edited or deleted by hand (the audit
     trail must stay whole). Changes go through the actions, which call the services."""
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context["subtitle"] = shown(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-class ConfigurationAdmin(admin.ModelAdmin):
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context["subtitle"] = shown(obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 # --- intermediate pages of the actions -----------------------------------------------------------
@@ -174,6 +176,27 @@ class ResolveForm(forms.Form):
     )
 
 
+class SlaCorrectionForm(forms.Form):
+    started_at = forms.DateTimeField(
+        label="Correct start",
+        help_text="When the SLA should have started, e.g. 2026-12-01 09:30 (UTC unless an offset "
+        "is given). The deadline is recomputed from the escalation's SLA duration.",
+    )
+    reason = forms.CharField(
+        min_length=5,
+        max_length=500,
+        validators=[text_problem_check],
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="Why the timer was wrong; the owning teams are told.",
+    )
+
+    def clean_started_at(self):
+        started_at = self.cleaned_data["started_at"]
+        if started_at > timezone.now():
+            raise forms.ValidationError("The SLA cannot start in the future.")
+        return started_at
+
+
 # --- configuration: classification rules ---------------------------------------------------------
 
 
@@ -215,7 +238,8 @@ def try_rule(
     others = [compiled for compiled in load_rules() if compiled.id != rule.pk]
     if rule.enabled:
         others.append(candidate)
-    others.sort(key=lambda compiled: (compiled.position, compiled.id or 0))
+    # The classifier's own order: position, then id (a rule not saved yet would come last).
+    others.sort(key=lambda compiled: (compiled.position, compiled.id or float("inf")))
     decided = classify([sample_log], exit_code, changed_files, rules=others)
     return RuleTest(
         matched=matched,
@@ -589,7 +613,7 @@ class FailureEventAdmin(RecordAdmin):
         "created_at",
     ]
     list_display_links = ["id"]
-    list_filter = ["failure_type", "status", "source", "created_at"]
+    list_filter = ["failure_type", "status", "source"]
     search_fields = ["repository", "job", "run_id", "commit", "author", "rule_name"]
     date_hierarchy = "created_at"
     actions = ["reclassify"]
@@ -832,7 +856,8 @@ class SlaRecordInline(admin.TabularInline):
 @admin.register(Escalation)
 class EscalationAdmin(RecordAdmin):
     """Grouped failures with their routing snapshot, SLA and ticket. "Resolve" closes one and its
-    SLA record, as the escalation page, the API and the tracker's status do."""
+    SLA record, as the escalation page, the API and the tracker's status do; "Correct the SLA
+    timer" restarts its SLA from a corrected start, as the API does."""
 
     list_display = [
         "id",
@@ -852,7 +877,7 @@ class EscalationAdmin(RecordAdmin):
     search_fields = ["repository", "signature", "tracker_key"]
     date_hierarchy = "last_seen_at"
     list_select_related = ["sla"]
-    actions = ["resolve"]
+    actions = ["resolve", "correct_sla_timer"]
     inlines = [SlaRecordInline]
     fieldsets = [
         (
@@ -925,6 +950,43 @@ class EscalationAdmin(RecordAdmin):
             self.message_user(
                 request, f"Already resolved: {', '.join(already)}.", level=messages.WARNING
             )
+        return None
+
+    @admin.action(description="Correct the SLA timer…", permissions=["resolve"])
+    def correct_sla_timer(self, request, queryset):
+        """The seed's ``correct_sla_timer``, for one escalation: each has its own start."""
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Select one escalation to correct its SLA timer.", level=messages.ERROR
+            )
+            return None
+        escalation = queryset.select_related("sla").get()
+        if escalation.sla_record() is None:
+            self.message_user(
+                request, f"Escalation #{escalation.pk} has no SLA record.", level=messages.ERROR
+            )
+            return None
+        form = SlaCorrectionForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return action_page(
+                self, request, queryset, action="correct_sla_timer", form=form,
+                title="Correct the SLA timer",
+                intro=(
+                    f"The SLA of {escalation.routing.get('sla_minutes', '?')} minutes starts again "
+                    f"from the corrected start (now {escalation.sla.started_at:%Y-%m-%d %H:%M} "
+                    "UTC). The owning teams are told; a miss already escalated stays escalated."
+                ),
+                submit="Correct",
+            )  # fmt: skip
+        record = sla.correct_sla_timer(
+            escalation, form.cleaned_data["started_at"], form.cleaned_data["reason"],
+            actor=request.user,
+        )  # fmt: skip
+        self.message_user(
+            request,
+            f"Escalation #{escalation.pk}: SLA deadline now "
+            f"{timezone.localtime(record.deadline):%Y-%m-%d %H:%M %Z}.",
+        )
         return None
 
     @admin.display(description="Repository", ordering="repository")

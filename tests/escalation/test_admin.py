@@ -471,6 +471,58 @@ def test_resolving_a_resolved_escalation_says_so(superuser_client):
     assert EscalationEvent.objects.filter(kind="resolved", escalation=escalation).count() == 1
 
 
+def test_correcting_the_sla_timer_recomputes_the_deadline_and_tells_the_teams(superuser_client):
+    with time_machine.travel("2026-12-01 09:00:00Z", tick=False):
+        escalation = reported().escalation
+    body = {"action": "correct_sla_timer", "_selected_action": [escalation.pk]}
+
+    with time_machine.travel("2026-12-01 09:30:00Z", tick=False):
+        asked = superuser_client.post(ESCALATIONS_URL, body)
+        assertContains(asked, 'name="started_at"')
+        refused = superuser_client.post(
+            ESCALATIONS_URL,
+            {**body, "started_at": "2026-12-01 10:00", "reason": "clock skew", "apply": "Correct"},
+        )
+        assert "cannot start in the future" in errors_of(refused)
+        superuser_client.post(
+            ESCALATIONS_URL,
+            {
+                **body,
+                "started_at": "2026-12-01 08:00",
+                "reason": "the job was reported an hour late",
+                "apply": "Correct",
+            },
+        )
+
+    record = SlaRecord.objects.get(escalation=escalation)
+    assert record.deadline.isoformat() == "2026-12-01T12:00:00+00:00"
+    event = EscalationEvent.objects.get(kind="sla_corrected", escalation=escalation)
+    assert event.actor.username == "root"
+    assert "the job was reported an hour late" in event.message
+    assert escalation.notifications.filter(kind="sla_corrected").count() == 1
+
+
+def test_the_sla_timer_is_corrected_one_escalation_at_a_time(superuser_client):
+    first = reported().escalation
+    second = reported("2", GITLEAKS_LOG, exit_code=11).escalation
+    deadlines = sorted(SlaRecord.objects.values_list("deadline", flat=True))
+
+    response = superuser_client.post(
+        ESCALATIONS_URL,
+        {
+            "action": "correct_sla_timer",
+            "_selected_action": [first.pk, second.pk],
+            "started_at": "2026-01-01 08:00",
+            "reason": "the job was reported late",
+            "apply": "Correct",
+        },
+        follow=True,
+    )
+
+    assertContains(response, "Select one escalation to correct its SLA timer.")
+    assert sorted(SlaRecord.objects.values_list("deadline", flat=True)) == deadlines
+
+
 # --- query counts ------------------------------------------------------------------------------
 
 CHANGELISTS = [
@@ -656,6 +708,7 @@ def test_an_operator_reads_the_records_and_changes_nothing(role_permissions):
     assert page.status_code == 200
     assertNotContains(page, "Reclassify…")
     assertNotContains(operator.get(FAILURES_URL), 'name="action"')  # no actions offered
+    assertNotContains(operator.get(ESCALATIONS_URL), 'name="action"')
     assertNotContains(operator.get(f"{ESCALATIONS_URL}{escalation.pk}/change/"), "Resolve…")
 
     operator.post(
