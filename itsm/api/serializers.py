@@ -113,7 +113,7 @@ class TicketSerializer(serializers.ModelSerializer):
         return sum(1 for a in ticket.retry_metadata if a.get("outcome") == "retryable")
 
 
-class DryRunTicketSerializer(TicketSerializer):
+class FromTemplateTicketSerializer(TicketSerializer):
     """A ticket as from-template answers it: a dry run's is never saved, so it has no id yet."""
 
     id = serializers.IntegerField(read_only=True, allow_null=True, help_text="null for a dry run.")
@@ -176,4 +176,4 @@ class FromTemplateResultSerializer(serializers.Serializer):
     created = serializers.BooleanField()
     dry_run = serializers.BooleanField()
     template = TemplateMetadataSerializer()
-    ticket = DryRunTicketSerializer()
+    ticket = FromTemplateTicketSerializer()

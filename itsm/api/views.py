@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from itsm.api.serializers import (
     FromTemplateResultSerializer,
     FromTemplateSerializer,
+    FromTemplateTicketSerializer,
     PreviewResultSerializer,
     PreviewSerializer,
     TemplateMetadataSerializer,
@@ -125,7 +126,7 @@ class FromTemplateView(APIView):
             "created": created,
             "dry_run": data["dry_run"],
             "template": TemplateMetadataSerializer(asdict(template)).data,
-            "ticket": TicketSerializer(ticket).data,
+            "ticket": FromTemplateTicketSerializer(ticket).data,
         }
         if not created:
             return Response(result, status=status.HTTP_200_OK)

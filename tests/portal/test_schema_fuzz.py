@@ -72,6 +72,9 @@ def test_database_kept_open():
 @pytest.fixture
 def api_schema(db, test_database_kept_open, operator_token, settings):
     settings.ITSM_ENDPOINTS = {**settings.ITSM_ENDPOINTS, **FUZZ_ENDPOINTS}
+    # Webhooks configured too: unsigned calls are then refused (403), not "not configured" (503).
+    settings.GITHUB_WEBHOOK_SECRET = "fuzz-github-webhook-secret"
+    settings.GITLAB_WEBHOOK_TOKEN = "fuzz-gitlab-webhook-token"
     HeartbeatFactory.create_batch(3)
     return schemathesis.openapi.from_wsgi(
         "/api/schema/?format=json",
