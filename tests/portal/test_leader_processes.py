@@ -262,6 +262,12 @@ class Beats:
         self.beats.append(beat)
         return beat
 
+    def wait_until_started(self, beat: Beat, timeout: float = 30) -> bool:
+        """Until ``beat`` runs its loop (its first tick starts its elector)."""
+        return bool(
+            wait_for(lambda: b"beat: Starting..." in beat.stderr.read_bytes(), timeout, 0.05)
+        )
+
     def by_pid(self, pid: int) -> Beat:
         return next(beat for beat in self.beats if beat.process.pid == pid)
 
@@ -337,13 +343,14 @@ def test_beats_send_each_run_once_across_a_graceful_handover_and_a_killed_leader
     beats.by_pid(steady[-1].beat_pid).process.send_signal(signal.SIGTERM)
     beats.by_pid(steady[-1].beat_pid).process.wait(10)
     stopped_at = time.monotonic()
-    beats.start("beat-3")  # the stopped one is restarted, and waits
+    restarted = beats.start("beat-3")  # the stopped one is restarted, and waits
     after_stop = broker.wait_for_sends(3, stopped_at, by=lambda s: s.beat_identity != first_leader)
     assert len(after_stop) == 3, f"no takeover after a graceful stop\n{beats.report()}"
     second_leader = after_stop[0].beat_identity
     assert after_stop[0].fencing_token > steady[-1].fencing_token, beats.report()
 
     # A crash: the lease has to run out before the restarted beat takes over.
+    assert beats.wait_until_started(restarted), beats.report()
     leader = beats.by_pid(after_stop[-1].beat_pid)
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(10)
