@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.observability.RequestIdMiddleware",
+    "portal.edge.EdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -364,8 +365,6 @@ ITSM_ENDPOINTS = {
         "GITHUB_TOKEN",
     )
 }
-# How long `from-template` with "wait": true waits for the worker's delivery.
-ITSM_API_WAIT_SECONDS = float(os.environ.get("ITSM_API_WAIT_SECONDS", "10"))
 # What `make run` (portal/devstack.py) starts besides Redis: each app names its stand-ins here, so
 # the portal imports none. Each is built with the var directory and answers the variables it sets.
 PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers"]

@@ -64,6 +64,7 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = FailureEvent.objects.select_related("escalation")
     serializer_class = FailureSerializer
+    lookup_value_regex = r"[0-9]+"  # anything else is a JSON 404, never a failed int() (500)
     filterset_class = FailureFilterSet
     ordering_fields = ["created_at", "repository", "failure_type", "id"]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -125,6 +126,7 @@ class EscalationViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Escalation.objects.select_related("sla").prefetch_related("teams")
     serializer_class = EscalationSerializer
+    lookup_value_regex = r"[0-9]+"
     filterset_class = EscalationFilterSet
     ordering_fields = ["last_seen_at", "first_seen_at", "occurrences", "id"]
     permission_classes = [IsOperatorOrQA]

@@ -398,3 +398,19 @@ def test_two_sweeps_at_once_escalate_each_due_record_once(ci_bot, itsm_endpoints
     sla.escalate_misses(claimed)
     assert EscalationEvent.objects.filter(kind="sla_missed").count() == 30
     assert Notification.objects.filter(kind="sla_miss", channel="slack").count() == 30
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/ci/escalations/abc/resolve",
+        "/api/v1/ci/escalations/abc/sla-correction",
+        "/api/v1/ci/failures/abc/reclassify",
+        "/api/v1/ci/failures/abc",
+    ],
+)
+def test_a_non_numeric_id_answers_a_json_404(ci_bot, path):
+    response = ci_bot.post(path, {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
