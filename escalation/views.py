@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views import View
@@ -135,7 +135,10 @@ def escalation_context(escalation: Escalation) -> dict[str, Any]:
         "sla": sla_view(sla.record_of(escalation)),
         "notifications": escalation.notifications.select_related("outbox_message"),
         "occurrences": escalation.failures.order_by("-created_at")[:50],
-        "events": EscalationEvent.objects.filter(escalation=escalation)
+        # The escalation's own events and those of its failures (their classification).
+        "events": EscalationEvent.objects.filter(
+            Q(escalation=escalation) | Q(failure__escalation=escalation)
+        )
         .select_related("actor", "failure")
         .order_by("at", "id"),
         "failure_types": FailureType.choices,
