@@ -14,22 +14,33 @@ Precedence (docs/escalation-classification.md): every enabled rule is evaluated,
    lets a log pattern overwrite an exit-code type;
 3. no match: ``unknown``.
 
-What a pattern sees: one line of the log with the colour codes (ANSI escapes) and the CI's
-timestamp prefix removed (GitHub Actions' ``2024-05-01T12:00:00.1234567Z``, GitLab's
-``... 00O``, Jenkins timestamper's ``[...Z]``), and of a line that a carriage return rewrote
-(progress bars, GitLab's section markers) only what a terminal shows: the text after the last
-``\\r``. So ``^FAILED`` means what a reader of the log expects. Lines are cut at
-``MAX_LINE_CHARS``. Evidence and the excerpt keep these cleaned lines, redacted.
+What a pattern sees: one line of the log (lines end at a newline, as ``grep -n`` counts them)
+with the colour codes (ANSI escapes) and the CI's timestamp prefix removed (GitHub Actions'
+``2024-05-01T12:00:00.1234567Z``, GitLab's ``... 00O``, Jenkins timestamper's ``[...Z]``), and of
+a line that a carriage return rewrote (progress bars, GitLab's section markers) only what a
+terminal shows: the text after the last carriage return. So ``^FAILED`` means what a reader of
+the log expects. Lines are cut at ``MAX_LINE_CHARS``. Evidence and the excerpt keep these cleaned
+lines, redacted (a secret is masked before the line is cut, so a cut never leaves half a token).
+
+What no pattern sees: the CI's echo of the commands it runs, which is not their output (a step
+``pytest || echo "tests failed"`` must not match "test.*failed" before anything ran): GitHub
+Actions' ``##[group]Run ...`` block up to its ``##[endgroup]`` (a block never closed was no echo:
+its lines are examined after all), GitLab's ``$ command`` lines and Jenkins' ``+ command`` lines.
+
+Signatures (what grouping compares): the failing test ids of a test failure (pytest, Go, Jest,
+Gradle, Maven, cargo, RSpec, Playwright, dotnet, PHPUnit), else the first evidence line, else the
+first error line, else the job's last own line, normalised (times, UUIDs, absolute paths, hashes
+and numbers replaced; relative paths such as ``src/money.ts`` kept).
 
 How a big log stays fast and small: the log is read in blocks of ``CHUNK_BYTES`` and never held
-whole. From each rule's pattern the classifier derives words one of which must be in any line it
-matches (:func:`literals_of`); one RE2 search (a DFA, linear time) over each block finds the lines
-containing any of them, and only those lines are decoded, cleaned and tried against the Python
-patterns. A rule whose pattern has no such word makes every line a candidate: correct, slower.
-A rule stops being looked for once it has ``MAX_EVIDENCE`` lines. Line numbers come from counting
-newlines, which is the one full pass over the bytes besides the search. (Case folding and the
-cleaning happen on candidate lines only; a word that colour codes split in the middle is missed,
-which real tools do not do: they colour whole words.)
+whole. From each pattern the classifier derives the words every matching line must contain
+(:func:`literal_groups`: a run of literal characters, one of a branch's words...). One RE2 search
+(a DFA: linear time, one pass) over each block finds the lines holding the best word of any rule
+still looking; colour codes may sit inside a word where tools put them, between a letter and
+anything else (Maven's ``[ESC[1;31mERROR ESC[m]``). Only those lines are decoded, cleaned, checked
+for every word group of a rule (an RE2 set) and tried against the Python patterns. A rule whose
+pattern has no certain word makes every line a candidate: correct, slower. A rule stops being
+looked for once it has ``MAX_EVIDENCE`` lines. Line numbers come from counting newlines.
 """
 
 from __future__ import annotations
@@ -110,20 +121,23 @@ def literals_of(pattern: str) -> tuple[str, ...]:
 
     Read from the pattern's parse tree: a run of literal characters is required, so is one of
     the alternatives' words when each alternative has one, and the content of a group repeated
-    at least once. Of the required sets the one whose shortest word is longest wins. The words
-    are searched in the log without its colour codes, so they may span what a tool coloured.
+    at least once. Of the required sets the one whose shortest word is longest wins: the block
+    search looks for it. Colour codes between words do not hide a word (see ``_spaced``).
     """
+    groups = literal_groups(pattern)
+    return groups[0] if groups else ()
+
+
+@functools.lru_cache(maxsize=1024)
+def literal_groups(pattern: str) -> tuple[tuple[str, ...], ...]:
+    """Every set of words that ``pattern`` requires (one word of each), the best first: a
+    candidate line that lacks one of them cannot match, and its pattern is not tried."""
     try:
         parsed = _sre_parser.parse(pattern, re.IGNORECASE)
     except (re.error, RecursionError, OverflowError):
         return ()
-    found = _required(list(parsed))
-    return tuple(sorted(found)) if found else ()
-
-
-def _piece(literal: str) -> str:
-    # Blanks alone would make every line a candidate: no use as a literal.
-    return literal if literal.strip() else ""
+    groups = sorted(_groups(list(parsed)), key=_score, reverse=True)
+    return tuple(tuple(words) for words in groups)
 
 
 def _score(words: list[str] | None) -> tuple[int, int]:
@@ -132,29 +146,34 @@ def _score(words: list[str] | None) -> tuple[int, int]:
     return (min(len(word) for word in words), -len(words))
 
 
+def _words(candidates: list[str]) -> list[str] | None:
+    """A required set as searched: None when a blank literal (no use) is among them, and a word
+    that contains another dropped (the shorter one finds it)."""
+    if not candidates or any(not candidate.strip() for candidate in candidates):
+        return None
+    lowered = {candidate.lower(): candidate for candidate in candidates}
+    return sorted(
+        word
+        for key, word in lowered.items()
+        if not any(other != key and other in key for other in lowered)
+    )
+
+
 def _required(items: list) -> list[str] | None:
-    best: list[str] | None = None
+    return max(_groups(items), key=_score, default=None)
+
+
+def _groups(items: list) -> list[list[str]]:
+    groups: list[list[str]] = []
     run: list[str] = []
 
-    def consider(candidates: list[str] | None) -> None:
-        nonlocal best
-        if not candidates:
-            return
-        pieces = {_piece(candidate).lower(): _piece(candidate) for candidate in candidates}
-        if "" in pieces:
-            return
-        # A word that contains another is found by the shorter one: keep the shorter.
-        words = sorted(
-            word
-            for key, word in pieces.items()
-            if not any(other != key and other in key for other in pieces)
-        )
-        if _score(words) > _score(best):
-            best = words
+    def add(candidates: list[str] | None) -> None:
+        if candidates and (words := _words(candidates)):
+            groups.append(words)
 
     def end_run() -> None:
         if run:
-            consider(["".join(run)])
+            add(["".join(run)])
             run.clear()
 
     for op, av in items:
@@ -168,17 +187,17 @@ def _required(items: list) -> list[str] | None:
             continue
         end_run()
         if op is _sre.SUBPATTERN:
-            consider(_required(list(av[3])))
+            add(_required(list(av[3])))
         elif op is _sre.ATOMIC_GROUP:
-            consider(_required(list(av)))
+            add(_required(list(av)))
         elif op is _sre.BRANCH:
             alternatives = [_required(list(branch)) for branch in av[1]]
             if all(alternatives):
-                consider([word for words in alternatives for word in words])
+                add([word for words in alternatives for word in words])
         elif op in _REPEATS and av[0] >= 1:
-            consider(_required(list(av[2])))
+            add(_required(list(av[2])))
     end_run()
-    return best
+    return groups
 
 
 # --- rules ----------------------------------------------------------------------------------------
@@ -193,7 +212,7 @@ class CompiledRule:
     exit_code: int | None
     pattern: re.Pattern[str] | None
     glob: str
-    literals: tuple[str, ...] | None = None  # None: derived from the pattern
+    literals: tuple[str, ...] | None = None  # None: derived from the pattern (literals_of)
 
     def __post_init__(self) -> None:
         if self.literals is None:
@@ -313,7 +332,8 @@ def clean_line(line: str) -> str:
         line = _ANSI.sub("", line)
     if "\r" in line:
         line = line.rstrip("\r").rsplit("\r", 1)[-1]
-    return _CI_PREFIX.sub("", line, count=1)
+    prefix = _CI_PREFIX.match(line)
+    return line[prefix.end() :] if prefix else line
 
 
 # --- signatures: what makes two failures "the same" ------------------------------------------
@@ -384,10 +404,14 @@ class _Watcher:
     """Something looked for in candidate lines: a rule, a failing-test id, the first error."""
 
     pattern: re.Pattern[str]
-    literals: tuple[str, ...]
     rule_index: int | None = None  # into the eligible rules
     kind: str = "rule"  # rule | test | error | echo
     active: bool = True
+    groups: tuple[tuple[str, ...], ...] = ()  # literal_groups(pattern), the searched one first
+    needs: tuple[frozenset[int], ...] = ()  # the groups as indices into the word set
+
+    def __post_init__(self) -> None:
+        self.groups = literal_groups(self.pattern.pattern)
 
 
 class _Scan:
@@ -395,17 +419,12 @@ class _Scan:
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.watchers = [
-            _Watcher(rule.pattern, rule.literals or (), index)
-            for index, rule in enumerate(rules)
-            if rule.pattern is not None
+            _Watcher(rule.pattern, index) for index, rule in enumerate(rules) if rule.pattern
         ]
-        self.watchers += [_Watcher(p, literals_of(p.pattern), kind="test") for p in _FAILING_TEST]
-        self.watchers.append(_Watcher(_ERROR_LINE, literals_of(_ERROR_LINE.pattern), kind="error"))
+        self.watchers += [_Watcher(pattern, kind="test") for pattern in _FAILING_TEST]
+        self.watchers.append(_Watcher(_ERROR_LINE, kind="error"))
         # The boundaries of GitHub Actions' echo of a step's script must be seen to skip it.
-        self.watchers += [
-            _Watcher(pattern, literals_of(pattern.pattern), kind="echo")
-            for pattern in (_ECHO_START, _ECHO_END)
-        ]
+        self.watchers += [_Watcher(pattern, kind="echo") for pattern in (_ECHO_START, _ECHO_END)]
         # Candidate lines inside an open "##[group]Run" block wait here: an echo if the block
         # closes, the job's output if it does not (a log cut short, a hand-written one).
         self.echo_from: int | None = None
@@ -422,27 +441,53 @@ class _Scan:
     def _build(self) -> None:
         """Points the search at the literals of the watchers still active."""
         active = [watcher for watcher in self.watchers if watcher.active]
-        self.every_line = [watcher for watcher in active if not watcher.literals]
-        words: dict[str, list[_Watcher]] = {}
+        self.every_line = [watcher for watcher in active if not watcher.groups]
+        searched: dict[str, None] = {}  # each watcher's best group: what the block search finds
+        known: dict[str, int] = {}  # and every group worth checking on a candidate line
         for watcher in active:
-            for word in watcher.literals:
-                words.setdefault(word.lower(), []).append(watcher)
-        self.by_word = list(words.values())
-        self.finder, self.word_set = _searches(tuple(words), bool(self.every_line))
+            for number, group in enumerate(watcher.groups):
+                if number == 0 or min(len(word) for word in group) >= 3:
+                    for word in group:
+                        known.setdefault(word.lower(), len(known))
+                        if number == 0:
+                            searched.setdefault(word.lower())
+        for watcher in active:
+            watcher.needs = tuple(
+                frozenset(known[word.lower()] for word in group)
+                for group in watcher.groups
+                if all(word.lower() in known for word in group)
+            )
+        self.watching = [watcher for watcher in active if watcher.kind != "echo"]
+        finder, self.word_set = _searches(tuple(searched), tuple(known), bool(self.every_line))
+        self.search = None if finder is None else finder._regexp.Match
+        self.plans: dict[frozenset[int], list[_Watcher]] = {}
         self.dirty, self.wasted = False, 0
+
+    def _plan(self, present: frozenset[int]) -> list[_Watcher]:
+        """The watchers worth trying on a line that holds these words: all their groups found."""
+        plan = self.plans.get(present)
+        if plan is None:
+            plan = [
+                watcher
+                for watcher in self.watching
+                if not watcher.groups or all(group & present for group in watcher.needs)
+            ]
+            self.plans[present] = plan
+        return plan
 
     def feed(self, data: bytes, end: int) -> None:
         if self.after:  # context lines after an evidence line at the end of the last block
             self._take_after(data, 0, end, self.lines + 1)
         counted, lines = 0, self.lines  # the newlines in data[:counted] are counted in ``lines``
         position = 0
-        finder = self.finder
-        while finder is not None and position < end:
-            found = finder.search(data, position, end)
-            if found is None:
+        while self.search is not None and position < end:
+            # RE2's own call (the wrapper's search builds a match object per call): the span of
+            # the first word found, or (-1, -1).
+            hit = self.search(_UNANCHORED, data, position, end)[0][0]
+            if hit < 0:
                 break
-            start = data.rfind(b"\n", 0, found.start()) + 1
-            stop = data.find(b"\n", found.start(), end)
+            start = data.rfind(b"\n", 0, hit) + 1
+            stop = data.find(b"\n", hit, end)
             lines += data.count(b"\n", counted, start)
             counted = start
             number = lines + 1
@@ -453,7 +498,6 @@ class _Scan:
             position = stop + 1
             if self.dirty and self.wasted > REBUILD_AFTER:
                 self._build()
-                finder = self.finder
         lines += data.count(b"\n", counted, end)
         self._keep_tail(data, end, lines)
         self.lines = lines
@@ -488,16 +532,11 @@ class _Scan:
 
     def _examine(self, number: int, text: str) -> bool:
         line = text[:MAX_LINE_CHARS]
-        watchers = list(self.every_line)
-        if self.word_set is not None:
-            for index in self.word_set.Match(line) or ():
-                watchers.extend(self.by_word[index])
+        present = frozenset(self.word_set.Match(line) or ()) if self.word_set else frozenset()
         evidence = False
-        seen: set[int] = set()
-        for watcher in watchers:
-            if id(watcher) in seen or not watcher.active:
+        for watcher in self._plan(present):
+            if not watcher.active:
                 continue
-            seen.add(id(watcher))
             found = watcher.pattern.search(line)
             if found is None:
                 continue
@@ -507,8 +546,6 @@ class _Scan:
                 evidence = True
                 if len(kept) >= MAX_EVIDENCE:
                     watcher.active, self.dirty = False, True
-            elif watcher.kind == "echo":
-                continue
             elif watcher.kind == "test":
                 test = found.group(1)
                 if test not in self.failing_tests:
@@ -581,21 +618,24 @@ _RE2_OPTIONS.max_mem = 32 << 20
 
 @functools.lru_cache(maxsize=8)
 def _searches(
-    words: tuple[str, ...], every_line: bool
+    searched: tuple[str, ...], known: tuple[str, ...], every_line: bool
 ) -> tuple[re2._Regexp | None, re2.Set | None]:
-    """The block search (RE2, compiled once per set of words: the rules change rarely) and the
-    set that tells which words a candidate line holds."""
+    """The block search for ``searched`` (RE2, compiled once per set of words: the rules change
+    rarely) and the set that tells which of ``known`` a candidate line holds."""
     finder = word_set = None
     if every_line:
         finder = re2.compile(r"(?m)^", _RE2_OPTIONS)
-    elif words:
-        finder = re2.compile("|".join(_spaced(word) for word in words), _RE2_OPTIONS)
-    if words:
+    elif searched:
+        finder = re2.compile("|".join(_spaced(word) for word in searched), _RE2_OPTIONS)
+    if known:
         word_set = re2.Set.SearchSet(_RE2_OPTIONS)
-        for word in words:
+        for word in known:
             word_set.Add(re2.escape(word))
         word_set.Compile()
     return finder, word_set
+
+
+_UNANCHORED = re2._Anchor.UNANCHORED
 
 
 def _spaced(word: str) -> str:
