@@ -200,6 +200,51 @@ def _groups(items: list) -> list[list[str]]:
     return groups
 
 
+def pattern_problems(pattern: str) -> list[str]:
+    """What is wrong with a rule's pattern, for whoever writes one (the admin, a review): it does
+    not compile; it nests quantifiers (catastrophic backtracking on a long line); it has no
+    literal word of 4 bytes that the block search can look for (every line will be tried)."""
+    try:
+        parsed = _sre_parser.parse(pattern, re.IGNORECASE)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return [f"not a valid regular expression: {exc}"]
+    problems = []
+    if _nested_repeat(list(parsed)):
+        problems.append(
+            "a repeated group holds another repetition, e.g. (\\w+\\s?)*: it can take seconds "
+            "on one long line"
+        )
+    words = literals_of(pattern)
+    if not words or min(len(word.encode()) for word in words) < 4:
+        problems.append(
+            "no literal word of 4 or more characters that every match contains: every line of "
+            "every log will be tried against it"
+        )
+    return problems
+
+
+def _nested_repeat(items: list, inside: bool = False) -> bool:
+    for op, av in items:
+        if op in _REPEATS:
+            repeats = av[1] > 1
+            if (repeats and inside) or _nested_repeat(list(av[2]), inside or repeats):
+                return True
+            continue
+        if op is _sre.SUBPATTERN:
+            children = [av[3]]
+        elif op is _sre.ATOMIC_GROUP:
+            children = [av]
+        elif op is _sre.BRANCH:
+            children = av[1]
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            children = [av[1]]
+        else:
+            children = []
+        if any(_nested_repeat(list(child), inside) for child in children):
+            return True
+    return False
+
+
 # --- rules ----------------------------------------------------------------------------------------
 
 
@@ -258,6 +303,8 @@ class _Blocks:
 
     def __iter__(self) -> Iterator[bytes]:
         source = self.source
+        if isinstance(source, str | bytes):  # a whole log in one piece, not an iterable of them
+            source = [source]
         if hasattr(source, "read"):
             reader = source
 

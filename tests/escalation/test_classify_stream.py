@@ -91,6 +91,8 @@ def test_every_shape_of_log_gives_the_same_result():
         "bytes in odd pieces": lambda: (data[i : i + 333] for i in range(0, len(data), 333)),
         "str lines": lambda: io.StringIO(text, newline=""),
         "one bytes": lambda: [data],
+        "a bare bytes": lambda: data,
+        "a bare str": lambda: text,
     }
     results = {name: classify(make(), 1, rules=RULES) for name, make in shapes.items()}
     assert len({repr(result) for result in results.values()}) == 1, results
