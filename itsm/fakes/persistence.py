@@ -17,20 +17,29 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .server import FakeState
+from typing import Any, Protocol
 
 STATE_FORMAT = 1
 WRITE_DELAY_SECONDS = 0.2
+
+
+class SavedState(Protocol):
+    """What the file needs from ``server.FakeState`` (named here so that no import goes back)."""
+
+    lock: Any
+
+    def export(self) -> dict[str, Any]: ...
+
+    def load(self, saved: dict[str, Any]) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class StateFile:
     """Loads ``state`` from ``path`` and keeps the file current while :meth:`start`-ed."""
 
     def __init__(
-        self, path: Path | str, state: FakeState, write_delay: float = WRITE_DELAY_SECONDS
+        self, path: Path | str, state: SavedState, write_delay: float = WRITE_DELAY_SECONDS
     ) -> None:
         self.path = Path(path)
         self.state = state
