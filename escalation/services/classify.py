@@ -66,7 +66,7 @@ CONTEXT_LINES = 3  # lines kept before and after each evidence line
 MAX_CONTEXT_LINES = 200  # the excerpt around evidence, at most
 MAX_EVIDENCE = 5  # evidence lines kept per matching rule
 MAX_FAILING_TESTS = 50
-REBUILD_AFTER = 256  # candidate lines that only retired watchers wanted, before a new search
+REBUILD_AFTER = 256  # candidate lines seen after a rule retired, before the search drops it
 MAX_ECHO_LINES = 500  # a "##[group]Run" block longer than this is taken for output
 CHUNK_BYTES = 4 << 20  # a block of the log: large enough for RE2 to run at full speed
 # A line longer than this is kept by its head only; the rest is skipped up to its newline. The
@@ -110,7 +110,6 @@ class Classification:
 
 # --- literal words of a pattern: what the prefilter searches for ----------------------------------
 
-_WORD = re.compile(r"\w+")
 _ZERO_WIDTH = {_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT}
 _REPEATS = {_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT}
 
