@@ -23,7 +23,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -1100,7 +1100,14 @@ class EscalationAdmin(RecordAdmin):
 
     @admin.display(description="Timeline")
     def timeline(self, escalation: Escalation) -> SafeString:
-        events = escalation.events.select_related("actor").order_by("at", "id")[:SHOWN_ROWS]
+        # As on the escalation's page: its own events and those of its failures (classification).
+        events = (
+            EscalationEvent.objects.filter(
+                Q(escalation=escalation) | Q(failure__escalation=escalation)
+            )
+            .select_related("actor")
+            .order_by("at", "id")[:SHOWN_ROWS]
+        )
         return timeline_table(events)
 
 

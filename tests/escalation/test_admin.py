@@ -337,7 +337,9 @@ def test_the_escalation_page_shows_its_sla_routing_notifications_and_timeline(su
     assert "<dt>Teams</dt><dd>qa_analyst</dd><dt>Ticket team</dt><dd>qa_analyst</dd>" in html
     assert "<dt>SLA</dt><dd>4 h</dd>" in html
     assert "<td>Slack</td><td>opened</td><td>qa_analyst</td><td>#qa-team</td>" in html
-    assert "<td><code>opened</code></td>" in html  # the timeline
+    # The timeline: the escalation's events and its failures' classification.
+    assert "<td><code>classified</code></td>" in html
+    assert "<td><code>opened</code></td>" in html
     assert '<button type="submit">Resolve…</button>' in html
 
 
