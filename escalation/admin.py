@@ -46,7 +46,7 @@ from escalation.models import (
     WebhookDelivery,
 )
 from escalation.services import routing, sla
-from escalation.services.classify import CompiledRule, classify, load_rules
+from escalation.services.classify import CompiledRule, classify, load_rules, pattern_problems
 from portal.admin import ReadOnlyAdmin
 from portal.templatetags.portal import bidi_safe
 from portal.text import check_text
@@ -58,6 +58,8 @@ SHOWN_ROWS = 200
 MAX_ACTION_ROWS = 100
 SAMPLE_LOG_MAX_CHARS = 1_000_000
 SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9._-]{0,79}$")
+# The one problem of ``pattern_problems`` that makes a rule slow, not wrong: saved, with a warning.
+SLOW_PATTERN = "no literal word"
 
 
 def shown(value: Any) -> SafeString:
@@ -270,6 +272,7 @@ class ClassificationRuleForm(CheckedTextForm):
 
     testing = False  # set by the admin when "Test this rule" was pressed
     rule_test: RuleTest | None = None
+    pattern_warnings: list[str] = []
 
     class Meta:
         model = ClassificationRule
@@ -302,6 +305,14 @@ class ClassificationRuleForm(CheckedTextForm):
                 "This pattern matches an empty line, so it would match every log. "
                 "Make it require some text."
             )
+        # The classifier's own review of a pattern: a nested quantifier can stall a worker on
+        # one long line and is refused; a pattern without a literal word is correct but makes
+        # every line a candidate, so it is saved with a warning (docs/escalation-classification.md).
+        problems = pattern_problems(pattern)
+        refused = [problem for problem in problems if not problem.startswith(SLOW_PATTERN)]
+        if refused:
+            raise forms.ValidationError([f"This pattern has {problem}." for problem in refused])
+        self.pattern_warnings = [problem for problem in problems if problem not in refused]
         return pattern
 
     def clean_sample_changed_files(self) -> list[str]:
@@ -387,6 +398,11 @@ class ClassificationRuleAdmin(ConfigurationAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         form.testing = request.method == "POST" and self.TEST_BUTTON in request.POST
         return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in form.pattern_warnings:
+            self.message_user(request, f"The log pattern has {warning}.", level=messages.WARNING)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["test_button"] = self.TEST_BUTTON

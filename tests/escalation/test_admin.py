@@ -119,6 +119,7 @@ def test_a_valid_rule_is_saved_and_the_classifier_uses_it(superuser_client):
         ({"log_pattern": "database.*(connection"}, "Not a valid regular expression"),
         ({"log_pattern": "(a|)"}, "matches an empty line"),
         ({"log_pattern": "x*"}, "matches an empty line"),
+        ({"log_pattern": r"^(\w+\s?)*failed$"}, "a repeated group holds another repetition"),
         ({"log_pattern": ""}, "Set at least one of exit code, log pattern or changed-file glob"),
         ({"description": "line\x07bell"}, "contains a control character (U+0007)"),
     ],
@@ -129,6 +130,15 @@ def test_a_rule_the_classifier_could_not_use_is_refused(superuser_client, overri
     assert response.status_code == 200
     assert message in errors_of(response)
     assert not ClassificationRule.objects.filter(name="admin check: failed pytest").exists()
+
+
+def test_a_pattern_without_a_literal_word_is_saved_with_a_warning(superuser_client):
+    response = superuser_client.post(
+        f"{RULES_URL}add/", rule_form(log_pattern=r"^[0-9]+ [0-9]+$"), follow=True
+    )
+
+    assert ClassificationRule.objects.filter(name="admin check: failed pytest").exists()
+    assertContains(response, "The log pattern has no literal word of 4 or more characters")
 
 
 def test_testing_an_edit_shows_the_matching_lines_and_saves_nothing(superuser_client):
