@@ -23,6 +23,7 @@ queues a delivery with :func:`set_dispatcher` when it is imported.
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -166,7 +167,13 @@ def deliver(message_id: int, token: str | None = None) -> str:
             status=OutboxMessage.Status.DEAD,
         )  # fmt: skip
     except Exception as exc:  # a bug or an unusable payload: this message fails, alone
-        logger.exception("itsm.outbox.handler_crashed", extra={"message_id": message.pk})
+        # The traceback as text, redacted and made storable: an exception's message may carry
+        # text no log handler can encode (a lone surrogate) or a credential.
+        logger.error(
+            "itsm.outbox.handler_crashed: message %s (%s)\n%s",
+            message.pk, message.kind, storable(redact_text(traceback.format_exc())),
+            extra={"event": "itsm.outbox.handler_crashed", "message_id": message.pk},
+        )  # fmt: skip
         if message.attempts >= MAX_UNEXPECTED_FAILURES:
             return _record_failure(
                 message, token, exc, "itsm.outbox.dead", logging.ERROR,

@@ -63,7 +63,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_text(message)
+        cleaned = encodable(redact_text(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
@@ -71,5 +71,15 @@ class RedactingFilter(logging.Filter):
         # Formatters print exc_info afresh when it is set; leave them only the masked text.
         record.exc_info = None
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text)
+            record.exc_text = encodable(redact_text(record.exc_text))
         return True
+
+
+def encodable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) replaced: a log line must never
+    fail to be written."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -366,3 +366,15 @@ def test_redact_does_not_modify_its_argument():
     redact(payload)
 
     assert payload == {"password": "hunter2", "items": [f"token {GITHUB_CLASSIC['ghp']}"]}
+
+
+def test_a_log_line_with_a_lone_surrogate_is_written_with_a_replacement(caplog):
+    import logging
+
+    from portal.observability import RedactingFilter
+
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "bad %s", ("\ud800",), None)
+
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "bad ?"
+    record.getMessage().encode("utf-8")
