@@ -157,6 +157,7 @@ def test_qa_may_open_the_ci_pages(client, itsm_endpoints):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("seeded_matrix")
 def test_a_new_failure_pushes_a_hint_to_open_ci_sockets(itsm_endpoints):
     cookie = session_cookie_for(UserFactory(roles=["operators"]))
 
@@ -180,6 +181,7 @@ def test_a_new_failure_pushes_a_hint_to_open_ci_sockets(itsm_endpoints):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("seeded_matrix")
 def test_the_ci_socket_refuses_anonymous_and_roleless_users():
     cookie = session_cookie_for(UserFactory(roles=[]))
 

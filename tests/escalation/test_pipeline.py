@@ -366,6 +366,7 @@ def test_correcting_the_sla_timer_recomputes_the_deadline_and_notifies(ci_bot, i
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("seeded_matrix")
 def test_two_sweeps_at_once_escalate_each_due_record_once(ci_bot, itsm_endpoints):
     import threading
 
