@@ -195,13 +195,13 @@ def fifty_five_tickets(db) -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "shown", "first_job"),
+    ("page_number", "shown", "first_job"),
     [("abc", 1, "job-54"), ("0", 1, "job-54"), ("-1", 1, "job-54"), ("999", 2, "job-04")],
 )
 def test_a_bad_or_past_the_end_page_shows_the_nearest_page_instead_of_404(
-    operator_page, fifty_five_tickets, page, shown, first_job
+    operator_page, fifty_five_tickets, page_number, shown, first_job
 ):
-    response = operator_page.get(TICKET_LIST, {"page": page})
+    response = operator_page.get(TICKET_LIST, {"page": page_number})
 
     assert response.status_code == 200
     assertContains(response, f"Page {shown} of 2")
