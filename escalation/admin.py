@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from escalation.errors import NotReclassifiable
 from escalation.models import (
     PROTECTED_SEVERITY,
     SEVERITY,
@@ -712,20 +713,20 @@ class FailureEventAdmin(RecordAdmin):
         justification = form.cleaned_data["justification"]
         moved, unchanged = [], []
         for failure in queryset.select_related("escalation").order_by("id"):
-            if failure.failure_type == new_type:
-                unchanged.append(failure.pk)
+            try:
+                escalation = routing.reclassify_failure(
+                    failure, new_type, justification, actor=request.user
+                )
+            except NotReclassifiable as refusal:
+                unchanged.append(f"#{failure.pk} ({refusal.message})")
                 continue
-            escalation = routing.reclassify_failure(
-                failure, new_type, justification, actor=request.user
-            )
             moved.append(f"#{failure.pk} → escalation #{escalation.pk}")
         if moved:
             self.message_user(request, f"Reclassified as {new_type}: {', '.join(moved)}.")
         if unchanged:
             self.message_user(
                 request,
-                f"Already {new_type}, left as they were: "
-                + ", ".join(f"#{pk}" for pk in unchanged),
+                "Left as they were: " + "; ".join(unchanged),
                 level=messages.WARNING,
             )
         return None

@@ -26,3 +26,10 @@ class NotConfigured(EscalationError):
 class InvalidSignature(EscalationError):
     http_status = 401
     code = "invalid_signature"
+
+
+class NotReclassifiable(EscalationError):
+    """A reclassification that would change nothing or reopen settled work."""
+
+    http_status = 409
+    code = "not_reclassifiable"

@@ -35,7 +35,7 @@ NOTIFICATIONS_DELIVERED = Counter(
 
 
 class OpenEscalationsCollector:
-    """``escalation_open`` by failure type, and ``escalation_sla_active_overdue``."""
+    """``escalation_open`` and ``escalation_sla_overdue`` by failure type."""
 
     def __init__(self, source: Callable[[], dict[str, tuple[int, int]]]) -> None:
         self.source = source
@@ -56,8 +56,14 @@ class OpenEscalationsCollector:
         yield overdue
 
 
+SOURCES = ("api", "github", "gitlab")
+
+
 def initialise_series(failure_types: list[str]) -> None:
+    """Every label combination at zero, so the first event after a deploy shows in increase()."""
     for failure_type in failure_types:
+        for source in SOURCES:
+            FAILURES_INGESTED.labels(failure_type=failure_type, source=source)
         ESCALATIONS_OPENED.labels(failure_type=failure_type)
         SLA_MISSES.labels(failure_type=failure_type)
     for channel in ("slack", "linear", "jira"):

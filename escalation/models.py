@@ -317,6 +317,7 @@ class SlaRecord(models.Model):
 
     class Meta:
         ordering = ["deadline", "id"]
+        verbose_name = "SLA record"
         # The sweep reads active records by deadline; the index keeps it small and fast.
         indexes = [
             models.Index(
@@ -393,6 +394,7 @@ class WebhookDelivery(models.Model):
     outcome = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["source", "delivery_id"], name="one_webhook_delivery")
         ]

@@ -182,8 +182,16 @@ def reclassify_failure(
     The failure leaves its escalation (which keeps its other occurrences) for the open escalation
     of its new fingerprint, or a new one routed for the new type.
     """
+    from escalation.errors import NotReclassifiable
     from escalation.services.classify import fingerprint_of
 
+    if new_type == failure.failure_type:
+        raise NotReclassifiable(f"The failure is already classified as {new_type}.")
+    if failure.status != FailureEvent.Status.OPEN:
+        raise NotReclassifiable(
+            f"The failure is {failure.get_status_display().lower()}: reclassifying it would "
+            "open and notify a new escalation for settled work."
+        )
     now = now or timezone.now()
     old_type, old_escalation = failure.failure_type, failure.escalation
     with transaction.atomic():

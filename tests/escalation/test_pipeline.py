@@ -415,3 +415,16 @@ def test_a_non_numeric_id_answers_a_json_404(ci_bot, path):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_reclassifying_to_the_same_type_or_a_settled_failure_is_refused(ci_bot, itsm_endpoints):
+    body = post(ci_bot).json()
+    url = f"{URL}/{body['id']}/reclassify"
+
+    same = ci_bot.post(url, {"failure_type": "test_failure", "justification": "no change"})
+    FailureEvent.objects.filter(pk=body["id"]).update(status=FailureEvent.Status.FLAKY)
+    settled = ci_bot.post(url, {"failure_type": "build_failure", "justification": "too late"})
+
+    assert same.status_code == settled.status_code == 409
+    assert same.json()["error"]["code"] == "not_reclassifiable"
+    assert Escalation.objects.count() == 1
