@@ -309,8 +309,9 @@ STORAGES = {
         )
     },
 }
-# Serve from the finders when collectstatic has not run (local and tests); production collects.
-WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
+# Serve from the finders in debug (edits show at once) and when collectstatic has not run;
+# production collects.
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 WHITENOISE_MANIFEST_STRICT = False
 
 # --- Logging --------------------------------------------------------------------------------
