@@ -9,6 +9,7 @@ variables that point the portal at it.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -128,9 +129,11 @@ class FakeServers(ChildService):
         with (self.directory / "fakes.log").open("ab") as log:
             # Its own session, so the terminal's Ctrl-C reaches honcho first and the fakes after,
             # when ``stop`` asks them to save their state.
+            # Demo job logs: a CI webhook example posted to the portal finds a log to classify.
             self.process = subprocess.Popen(  # noqa: S603
-                command, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                command, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env={**os.environ, "FAKE_GITHUB_DEMO_LOGS": "1"},
+            )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready_file.exists() or self.process.poll() is not None:

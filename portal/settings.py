@@ -373,7 +373,7 @@ ITSM_ENDPOINTS = {
 }
 # What `make run` (portal/devstack.py) starts besides Redis: each app names its stand-ins here, so
 # the portal imports none. Each is built with the var directory and answers the variables it sets.
-PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers"]
+PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers", "escalation.devstack.DemoWebhookSecrets"]
 
 # --- CI failure escalation (issue #9, seed 004) ---------------------------------------------
 # The portal's address as people reach it: links in Slack messages and tickets point here.

@@ -3,6 +3,11 @@
 ``GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs`` answers 302 to a short-lived URL on this
 server (``/github/_logs/<token>``, valid 60 s, no auth, like GitHub's signed blob links) that serves
 the log as text/plain. Job logs are registered through ``POST /_fake/github/jobs``.
+
+With ``FAKE_GITHUB_DEMO_LOGS=1`` (set by ``make run``) a job nobody registered still has a log: a
+failing pytest run as GitHub Actions prints it, the same failing test for every job, so that a
+webhook example payload posted to the portal is classified with its evidence and a second one
+joins the same escalation.
 """
 
 from __future__ import annotations
@@ -14,6 +19,27 @@ from typing import Any
 from .protocol import Platform, Request, Response, json_response, retry_after_header, text_response
 
 LOG_URL_TTL_SECONDS = 60.0
+DEMO_LOG = """\
+2026-11-30T10:00:00.0000000Z ##[group]Run actions/checkout@v4
+2026-11-30T10:00:01.0000000Z Syncing repository: {owner}/{repo}
+2026-11-30T10:00:02.0000000Z ##[endgroup]
+2026-11-30T10:00:03.0000000Z ##[group]Run python -m pytest -q
+2026-11-30T10:00:03.1000000Z python -m pytest -q
+2026-11-30T10:00:03.2000000Z ##[endgroup]
+2026-11-30T10:00:09.0000000Z ....................F.......                                [100%]
+2026-11-30T10:00:09.1000000Z =================================== FAILURES ===================================
+2026-11-30T10:00:09.2000000Z _____________________________ test_checkout_total ______________________________
+2026-11-30T10:00:09.3000000Z
+2026-11-30T10:00:09.4000000Z     def test_checkout_total():
+2026-11-30T10:00:09.5000000Z >       assert checkout_total([12, 30]) == 42.5
+2026-11-30T10:00:09.6000000Z E       assert 42 == 42.5
+2026-11-30T10:00:09.7000000Z
+2026-11-30T10:00:09.8000000Z tests/test_checkout.py:14: AssertionError
+2026-11-30T10:00:09.9000000Z =========================== short test summary info ============================
+2026-11-30T10:00:10.0000000Z FAILED tests/test_checkout.py::test_checkout_total - assert 42 == 42.5
+2026-11-30T10:00:10.1000000Z 1 failed, 27 passed in 6.12s (job {job_id})
+2026-11-30T10:00:10.2000000Z ##[error]Process completed with exit code 1.
+"""
 DOCS = "https://docs.github.com/rest"
 
 
@@ -26,9 +52,10 @@ def _message(status: int, message: str, headers: list[tuple[str, str]] | None = 
 class GitHubFake(Platform):
     name = "github"
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, *, demo_logs: bool = False) -> None:
         super().__init__()
         self.token = token
+        self.demo_logs = demo_logs
         add = self.router.add
         add("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs", self.job_logs)
         add(
@@ -129,6 +156,14 @@ class GitHubFake(Platform):
         params = request.params
         key = (params["owner"].lower(), params["repo"].lower(), params["job_id"])
         job = self.jobs.get(key)
+        if job is None and self.demo_logs and params["job_id"].isdigit():
+            job = self.jobs[key] = {
+                "owner": params["owner"],
+                "repo": params["repo"],
+                "job_id": int(params["job_id"]),
+                "log": DEMO_LOG.format(**params),
+                "completed": True,
+            }
         if job is None or not job["completed"]:
             return _message(404, "Not Found")
         token = secrets.token_urlsafe(24)

@@ -97,7 +97,9 @@ class FakeState:
         )
         self.slack = SlackFake()
         self.linear = LinearFake(env("FAKE_LINEAR_API_KEY"))
-        self.github = GitHubFake(env("FAKE_GITHUB_TOKEN"))
+        self.github = GitHubFake(
+            env("FAKE_GITHUB_TOKEN"), demo_logs=env("FAKE_GITHUB_DEMO_LOGS") == "1"
+        )
         self.platforms: dict[str, Platform] = {
             "jira": self.jira,
             "servicenow": self.servicenow,
