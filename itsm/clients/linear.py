@@ -32,6 +32,10 @@ CREATE = f"""mutation PortalIssueCreate($input: IssueCreateInput!) {{
 }}"""
 ISSUE = f"query PortalIssue($id: String!) {{ issue(id: $id) {{ {ISSUE_FIELDS} }} }}"
 _NOT_FOUND = re.compile(r"(?i)not found|could not find|does not exist")
+COMMENT_CREATE = """mutation PortalCommentCreate($input: CommentCreateInput!) {
+  commentCreate(input: $input) { success comment { id body url } }
+}"""
+COMMENT = "query PortalComment($id: String!) { issue(id: $id) { comments(first: 250) { nodes { id body url } } } }"
 TEAMS = "query PortalTeams { teams(first: 100) { nodes { id key name } } }"
 LABELS = "query PortalLabels { issueLabels(first: 250) { nodes { id name } } }"
 
@@ -44,7 +48,7 @@ def issue_id_for(idempotency_key: str) -> str:
 
 class LinearClient(HttpClient):
     platform = "linear"
-    capabilities = frozenset({interface.CREATE, interface.READ_STATUS})
+    capabilities = frozenset({interface.CREATE, interface.READ_STATUS, interface.COMMENT})
 
     # --- the platform-client interface ---------------------------------------------------------
     def create(
@@ -68,6 +72,34 @@ class LinearClient(HttpClient):
             label_ids=self.label_ids(list(fields.get("labels") or [])),
             idempotency_key=idempotency_key, log=log, reconcile_first=reconcile_first,
         )  # fmt: skip
+
+    def comment(
+        self, ref: Ref, body: str | dict[str, Any], *, reconcile_first: bool = False
+    ) -> dict[str, Any]:
+        """A markdown comment on the issue, once: its id is derived from the issue and the text,
+        so a replay (a lost answer, a redelivery) finds the comment instead of adding another."""
+        issue_id = address_of(ref)
+        text = body if isinstance(body, str) else str(body)
+        comment_id = issue_id_for(f"comment\x1f{issue_id}\x1f{text}")
+
+        def existing() -> dict[str, Any] | None:
+            data = self.graphql(COMMENT, {"id": issue_id}, missing_ok=True) or {}
+            nodes = ((data.get("issue") or {}).get("comments") or {}).get("nodes") or []
+            return next((node for node in nodes if node["id"] == comment_id), None)
+
+        def create() -> dict[str, Any]:
+            payload = {"id": comment_id, "issueId": issue_id, "body": text}
+            try:
+                return self.graphql(COMMENT_CREATE, {"input": payload})["commentCreate"]["comment"]
+            except UpstreamRejected:
+                found = existing()  # "already exists": an earlier attempt got through
+                if found is not None:
+                    return found
+                raise
+
+        return self.call(
+            create, reconcile=lambda deadline: existing(), reconcile_first=reconcile_first
+        )
 
     def read_status(self, ref: Ref) -> PlatformView:
         issue = self.call(lambda: self.get_issue(address_of(ref)))

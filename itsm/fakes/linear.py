@@ -179,6 +179,7 @@ class LinearFake(Platform):
             for team in TEAMS
         }
         self.issues: dict[str, dict[str, Any]] = {}
+        self.comments: dict[str, dict[str, Any]] = {}
         self.by_identifier: dict[str, dict[str, Any]] = {}
         self.numbers = {team["id"]: 0 for team in TEAMS}
         self.last_sync_id = 1000.0
@@ -190,6 +191,7 @@ class LinearFake(Platform):
             "labels": list(self.labels.values()),
             "states": self.states,
             "issues": list(self.issues.values()),
+            "comments": list(self.comments.values()),
             "errors": list(self.graphql_errors),
             **self.counters(),
         }
@@ -197,6 +199,7 @@ class LinearFake(Platform):
     def export_state(self) -> dict[str, Any]:
         return {
             "issues": list(self.issues.values()),
+            "comments": list(self.comments.values()),
             "numbers": self.numbers,
             "last_sync_id": self.last_sync_id,
         }
@@ -205,6 +208,8 @@ class LinearFake(Platform):
         for issue in data.get("issues", []):
             self.issues[issue["id"]] = issue
             self.by_identifier[issue["identifier"]] = issue
+        for comment in data.get("comments", []):
+            self.comments[comment["id"]] = comment
         self.numbers.update(data.get("numbers", {}))
         self.last_sync_id = float(data.get("last_sync_id", self.last_sync_id))
 
@@ -358,6 +363,7 @@ class LinearFake(Platform):
         query.fields["issue"].resolve = lambda _root, _info, id: self._issue(id)
         query.fields["viewer"].resolve = lambda _root, _info: dict(VIEWER)
         mutation.fields["issueCreate"].resolve = self._resolve_issue_create
+        mutation.fields["commentCreate"].resolve = self._resolve_comment_create
         team_type = schema.get_type("Team")
         team_type.fields["labels"].resolve = self._resolve_team_labels  # type: ignore[union-attr]
         team_type.fields["states"].resolve = (  # type: ignore[union-attr]
@@ -383,6 +389,13 @@ class LinearFake(Platform):
         )
         fields["labels"].resolve = lambda issue, _info, first=None, after=None: _connection(
             [self.labels[label_id] for label_id in issue["label_ids"]], first, after
+        )
+        fields["comments"].resolve = lambda issue, _info, first=None, after=None: _connection(
+            [c for c in self.comments.values() if c["issue_id"] == issue["id"]], first, after
+        )
+        comment_type = schema.get_type("Comment")
+        comment_type.fields["issue"].resolve = (  # type: ignore[union-attr]
+            lambda comment, _info: self.issues.get(comment["issue_id"])
         )
         return schema
 
@@ -446,6 +459,40 @@ class LinearFake(Platform):
             if label["team_id"] in (None, team["id"]) and self._label_matches(label, filter)
         ]
         return _connection(labels, first, after)
+
+    def _resolve_comment_create(self, _root, info, input):
+        comment_id = input.get("id")
+        if comment_id is not None:
+            if not UUID_V4.match(comment_id):
+                raise _input_error("id must be a UUID (version 4)")
+            if comment_id.lower() in self.comments:
+                raise GraphQLError(
+                    f"Argument Validation Error: a comment with the id {comment_id} already exists",
+                    extensions={
+                        "type": "invalid input",
+                        "code": "INVALID_INPUT",
+                        "userError": True,
+                        "userPresentableMessage": f"A comment with the id '{comment_id}' already exists.",
+                    },
+                )
+        if not input.get("issueId"):
+            raise _input_error("issueId must be provided")
+        issue = self._issue(input["issueId"])
+        body = input.get("body")
+        if not isinstance(body, str) or not body.strip():
+            raise _input_error("body must be provided")
+        now = _iso(datetime.now(UTC))
+        comment = {
+            "id": (comment_id or str(uuid.uuid4())).lower(),
+            "body": body,
+            "url": f"{issue['url']}#comment-{len(self.comments) + 1}",
+            "createdAt": now,
+            "updatedAt": now,
+            "issue_id": issue["id"],
+        }
+        self.comments[comment["id"]] = comment
+        self.last_sync_id += 1
+        return {"lastSyncId": self.last_sync_id, "success": True, "comment": comment}
 
     def _resolve_issue_create(self, _root, info, input):
         issue_id = input.get("id")

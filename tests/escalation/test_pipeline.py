@@ -428,3 +428,17 @@ def test_reclassifying_to_the_same_type_or_a_settled_failure_is_refused(ci_bot, 
     assert same.status_code == settled.status_code == 409
     assert same.json()["error"]["code"] == "not_reclassifiable"
     assert Escalation.objects.count() == 1
+
+
+def test_a_repeat_is_delivered_as_a_comment_on_the_linear_ticket(ci_bot, itsm_endpoints, fakes):
+    post(ci_bot)
+    sweep_now()
+    post(ci_bot, run_id="1002", log=PYTEST_LOG.replace("10:00", "12:00"))
+
+    assert sweep_now() == {OutboxMessage.Status.DELIVERED: 1}
+
+    [issue] = fakes.state("linear")["issues"]
+    [comment] = fakes.state("linear")["comments"]
+    assert comment["issue_id"] == issue["id"]
+    assert comment["body"].startswith("Occurrence 2 at ")
+    assert len(fakes.state("slack")["messages"]) == 2  # the repeat notified nobody again

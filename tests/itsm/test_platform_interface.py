@@ -135,3 +135,31 @@ def test_jira_add_to_sprint_moves_the_issues_into_the_active_sprint(client, fake
         if i["key"] in keys
     }
     assert sprints == dict.fromkeys(keys, active["id"])
+
+
+@pytest.mark.parametrize("client", ["linear"], indirect=True)
+def test_linear_comment_is_added_once_even_when_sent_again(client, fakes):
+    team = client.teams()[0]
+    created = client.create(
+        {"team": team["key"], "title": "Flaky: test_export"}, idempotency_key="iface-comment"
+    )
+    ref = public.TicketRef(created.id, created.key)
+
+    client.comment(ref, "Occurrence 2 at 10:00")
+    client.comment(ref, "Occurrence 2 at 10:00", reconcile_first=True)  # a redelivery
+    client.comment(ref, "Occurrence 3 at 11:00")
+
+    comments = fakes.state("linear")["comments"]
+    assert [c["body"] for c in comments] == ["Occurrence 2 at 10:00", "Occurrence 3 at 11:00"]
+    assert {c["issue_id"] for c in comments} == {created.id}
+
+
+@pytest.mark.parametrize("client", ["linear"], indirect=True)
+def test_linear_comment_whose_answer_is_lost_is_not_added_twice(client, fakes):
+    team = client.teams()[0]
+    created = client.create({"team": team["key"], "title": "t"}, idempotency_key="iface-lost")
+    fakes.faults(platform="linear", mode="after", status=503, count=1, method="POST")
+
+    client.comment(created.id, "Looking into it")
+
+    assert [c["body"] for c in fakes.state("linear")["comments"]] == ["Looking into it"]
