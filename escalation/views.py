@@ -28,18 +28,13 @@ from escalation.models import (
 )
 from escalation.services import ingest, routing, sla
 from portal.pages import Column, FilteredListView
-from portal.roles import OPERATORS, QA, RoleRequiredMixin, user_has_role
+from portal.roles import OPERATORS, QA, RoleRequiredMixin
 
 
 class TriageRequiredMixin(RoleRequiredMixin):
     """Operators (on call) and QA both triage CI failures."""
 
-    required_role = OPERATORS
-
-    def dispatch(self, request, *args, **kwargs):
-        if user_has_role(request.user, QA):
-            self.required_role = QA
-        return super().dispatch(request, *args, **kwargs)
+    required_roles = (OPERATORS, QA)
 
 
 def sla_view(record: SlaRecord | None, now=None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from django.contrib import admin
 from itsm.errors import TemplateError
 from itsm.models import OutboxMessage, Ticket, TicketTemplate
 from itsm.templates import check_template, info_from_row, required_variables
+from portal.templatetags.portal import visible_bidi
 
 
 class TicketTemplateForm(forms.ModelForm):
@@ -60,8 +61,8 @@ class TicketAdmin(admin.ModelAdmin):
     """Ticket records are written by the service and the worker; the admin reads them."""
 
     list_display = [
-        "id", "platform", "external_key", "status", "job_id", "template_name", "attempts",
-        "sla_due_at", "sla_breached", "created_at",
+        "id", "platform", "shown_external_key", "status", "shown_job_id", "shown_template_name",
+        "attempts", "sla_due_at", "sla_breached", "created_at",
     ]  # fmt: skip
     list_filter = ["platform", "status", "sla_breached", "template_name"]
     search_fields = ["external_key", "job_id", "idempotency_key"]
@@ -70,6 +71,19 @@ class TicketAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Ticket._meta.fields]
+
+    # User text with its bidi controls made visible (``evil<U+202E>exe.txt``), as on the pages.
+    @admin.display(description="External key", ordering="external_key")
+    def shown_external_key(self, ticket: Ticket) -> str:
+        return visible_bidi(ticket.external_key)
+
+    @admin.display(description="Job id", ordering="job_id")
+    def shown_job_id(self, ticket: Ticket) -> str:
+        return visible_bidi(ticket.job_id)
+
+    @admin.display(description="Template", ordering="template_name")
+    def shown_template_name(self, ticket: Ticket) -> str:
+        return visible_bidi(ticket.template_name)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -93,7 +107,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Deliver now (pending or dead messages)")
+    @admin.action(description="Deliver now (pending or dead messages)", permissions=["change"])
     def deliver_now(self, request, queryset) -> None:
         from itsm import outbox
 

@@ -9,6 +9,7 @@ makes the preview live while typing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,4 +427,9 @@ class TicketDetailView(OperatorRequiredMixin, DetailView):
             (key, value) for key, value in (ticket.error or {}).items() if value not in ("", None)
         )
         context["platform_label"] = PLATFORM_LABELS.get(ticket.platform, ticket.platform)
+        # What the platform receives (ServiceNow: impact and urgency, not a priority).
+        context["sent_fields"] = {
+            name: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            for name, value in ticket_service.sent_fields(ticket).items()
+        }
         return context

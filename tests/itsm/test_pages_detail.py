@@ -80,3 +80,16 @@ def test_bidi_controls_in_a_tickets_text_are_shown_as_code_points(operator_page)
     assertContains(response, "rejected &lt;U+200F&gt;here")
     assertContains(response, "bad &lt;U+061C&gt;value")
     assertContains(response, "OPS&lt;U+2066&gt;1")
+
+
+def test_the_fields_shown_are_those_servicenow_receives_impact_and_urgency(operator_page):
+    ticket = make_ticket(
+        platform="servicenow",
+        fields={"short_description": "RCA Required: nightly", "priority": "2"},
+    )
+
+    html = detail(operator_page, ticket).content.decode()
+    sent = html.split('id="fields-heading"')[1].split("</section>")[0]
+
+    assert "<code>impact</code>" in sent and "<code>urgency</code>" in sent
+    assert "<code>priority</code>" not in sent

@@ -227,3 +227,22 @@ def test_qa_sees_the_leases_but_cannot_delete_one(client, role_permissions, sett
 
     assertContains(client.get("/admin/portal/lease/"), "celery-beat")
     assert client.get(f"/admin/portal/lease/{lease.pk}/delete/").status_code == 403
+
+
+def test_qa_is_not_offered_deliver_now_and_cannot_post_it(client, role_permissions):
+    UserFactory(username="qa-deliver", roles=["qa"], is_staff=True)
+    message = OutboxMessage.objects.create(
+        kind="slack.post", platform="slack", idempotency_key="dead-1",
+        status=OutboxMessage.Status.DEAD,
+    )  # fmt: skip
+    admin_login(client, "qa-deliver")
+
+    page = client.get("/admin/itsm/outboxmessage/")
+    client.post(
+        "/admin/itsm/outboxmessage/",
+        {"action": "deliver_now", "_selected_action": [message.pk]},
+    )
+
+    assertNotContains(page, "deliver_now")
+    message.refresh_from_db()
+    assert message.status == OutboxMessage.Status.DEAD
