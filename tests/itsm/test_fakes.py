@@ -330,11 +330,15 @@ def test_jira_bulk_create_refuses_more_than_fifty_issues(jira, fakes):
 # ----- Jira: search ---------------------------------------------------------------------------
 def test_jira_new_issue_shows_in_search_only_after_the_index_lag(jira, fakes):
     fakes.set_index_lag(0.3)
+    created = time.monotonic()  # before the create: the lag is measured from a moment before it
     create_issue(jira, labels=["idem-1"])
     query = {"jql": 'project = OPS AND labels = "idem-1"'}
     assert jira.get("/rest/api/3/search/jql", params=query).json()["issues"] == []
-    time.sleep(0.35)
-    assert jira.get("/rest/api/3/search/jql", params=query).json()["issues"] == [{"id": "10001"}]
+    deadline = created + 5
+    while not (found := jira.get("/rest/api/3/search/jql", params=query).json()["issues"]):
+        assert time.monotonic() < deadline, "the issue never showed up in search"
+    assert found == [{"id": "10001"}]
+    assert time.monotonic() - created >= 0.3  # not before the lag
 
 
 def test_jira_reconcile_issues_sees_a_fresh_issue_before_the_index(jira, fakes):
