@@ -442,3 +442,34 @@ def test_a_repeat_is_delivered_as_a_comment_on_the_linear_ticket(ci_bot, itsm_en
     assert comment["issue_id"] == issue["id"]
     assert comment["body"].startswith("Occurrence 2 at ")
     assert len(fakes.state("slack")["messages"]) == 2  # the repeat notified nobody again
+
+
+@pytest.fixture
+def qa_on_jira(db):
+    from escalation.models import Team
+
+    Team.objects.filter(name="qa_analyst").update(tracker="jira", jira_project="OPS")
+
+
+def test_a_team_on_jira_gets_a_jira_ticket_and_done_resolves_the_escalation(
+    ci_bot, itsm_endpoints, fakes, qa_on_jira
+):
+    from itsm.clients import client_for
+
+    body = post(ci_bot).json()
+    sweep_now()
+    escalation = Escalation.objects.get(pk=body["escalation"])
+    [issue] = fakes.state("jira")["issues"]
+    assert escalation.tracker == "jira" and escalation.tracker_key == issue["key"]
+    assert issue["fields"]["priority"] == "Medium"
+    assert "ci-failure" in issue["labels"]
+
+    assert sla.refresh_from_trackers() == 0  # still open on Jira
+    with client_for("jira") as jira:
+        jira.transition(issue["key"], ["Done"])
+    assert sla.refresh_from_trackers() == 1
+
+    escalation.refresh_from_db()
+    assert escalation.status == Escalation.Status.RESOLVED
+    assert escalation.sla.status == SlaRecord.Status.RESOLVED_WITHIN_SLA
+    assert issue["key"] in escalation.resolution
