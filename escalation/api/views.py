@@ -101,7 +101,6 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
         source, _size = log_source(request, inline)
         report = ingest.FailureReport(**fields)
         failure, created = ingest.report_failure(report, source, user=request.user)
-        failure = FailureEvent.objects.select_related("escalation").get(pk=failure.pk)
         answer = FailureSerializer(failure, context={"request": request}).data
         return Response(answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -87,18 +87,29 @@ def find_reported(report: FailureReport) -> FailureEvent | None:
 def report_failure(
     report: FailureReport, log: LogSource = None, *, user: Any = None, now: datetime | None = None
 ) -> tuple[FailureEvent, bool]:
-    """Records, classifies, groups and routes one failed job; ``(failure, created)``."""
-    existing = find_reported(report)
-    if existing is not None:
-        return existing, False
+    """Records, classifies, groups and routes one failed job; ``(failure, created)``.
+
+    A job run reported before is found by the unique constraint when its row is inserted (a
+    repeat is rare; a look-up before every report is not free), and answered as it was recorded.
+    """
     result = classify(
         log if log is not None else [], report.exit_code, report.changed_files,
         rules=current_rules(),
     )  # fmt: skip
+    fingerprint = fingerprint_of(result.failure_type, result.signature)
     try:
         with transaction.atomic():
-            failure = _create(report, result, user=user, now=now or timezone.now())
-            routing.open_or_attach_escalation(failure)
+            # A repeat is recorded with its escalation at once (locked until commit); a new
+            # fingerprint opens one, routed and notified.
+            existing = routing.open_escalation_of(report.repository, fingerprint)
+            failure = _create(
+                report, result, fingerprint, escalation=existing, user=user,
+                now=now or timezone.now(),
+            )  # fmt: skip
+            if existing is not None:
+                routing.attach(existing, failure)
+            else:
+                routing.open_or_attach_escalation(failure)
     except IntegrityError:
         # The same job reported twice at once: the other request recorded it.
         found = find_reported(report)
@@ -117,7 +128,13 @@ def report_failure(
 
 
 def _create(
-    report: FailureReport, result: Classification, *, user: Any, now: datetime
+    report: FailureReport,
+    result: Classification,
+    fingerprint: str,
+    *,
+    escalation: Escalation | None,
+    user: Any,
+    now: datetime,
 ) -> FailureEvent:
     failure = FailureEvent.objects.create(
         repository=report.repository,
@@ -138,7 +155,8 @@ def _create(
         evidence=[item.as_dict() for item in result.evidence],
         log_excerpt=result.excerpt,
         log_bytes=result.log_bytes,
-        fingerprint=fingerprint_of(result.failure_type, result.signature),
+        fingerprint=fingerprint,
+        escalation=escalation,
         signature=result.signature,
         failing_tests=result.failing_tests,
         created_at=now,

@@ -86,15 +86,7 @@ def open_or_attach_escalation(failure: FailureEvent) -> tuple[Escalation, bool]:
     the other attaches to it.
     """
     for _ in range(3):
-        existing = (
-            Escalation.objects.select_for_update()
-            .filter(
-                repository=failure.repository,
-                fingerprint=failure.fingerprint,
-                status=Escalation.Status.OPEN,
-            )
-            .first()
-        )
+        existing = open_escalation_of(failure.repository, failure.fingerprint)
         if existing is not None:
             attach(existing, failure)
             return existing, False
@@ -104,6 +96,15 @@ def open_or_attach_escalation(failure: FailureEvent) -> tuple[Escalation, bool]:
         except IntegrityError:
             continue  # opened by a concurrent report a moment ago: attach to it
     raise RuntimeError("could not open or attach an escalation")  # pragma: no cover
+
+
+def open_escalation_of(repository: str, fingerprint: str) -> Escalation | None:
+    """The open escalation of a repository and fingerprint, locked for the caller's transaction."""
+    return (
+        Escalation.objects.select_for_update()
+        .filter(repository=repository, fingerprint=fingerprint, status=Escalation.Status.OPEN)
+        .first()
+    )
 
 
 def open_escalation(failure: FailureEvent) -> Escalation:
@@ -146,7 +147,8 @@ def attach(escalation: Escalation, failure: FailureEvent) -> None:
     )
     escalation.occurrences += 1
     escalation.last_seen_at = max(now, escalation.last_seen_at)
-    FailureEvent.objects.filter(pk=failure.pk).update(escalation=escalation)
+    if failure.escalation_id != escalation.pk:  # recorded with it already, on the ingest path
+        FailureEvent.objects.filter(pk=failure.pk).update(escalation=escalation)
     failure.escalation = escalation
     audit.record(
         "grouped",
