@@ -126,11 +126,11 @@ def server_error(request):
 @never_cache
 def metrics(request) -> HttpResponse:
     """``/metrics``: every process's metrics (multiprocess files when configured), plus the
-    collectors that read current state at scrape time (the itsm SLA gauges)."""
+    collectors that apps registered to read current state at scrape time (``portal.metrics``)."""
     import prometheus_client
     from prometheus_client import multiprocess
 
-    from itsm.metrics import SlaCollector
+    from portal.metrics import scrape_collectors
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = prometheus_client.CollectorRegistry()
@@ -138,11 +138,12 @@ def metrics(request) -> HttpResponse:
     else:
         registry = prometheus_client.REGISTRY
     state = prometheus_client.CollectorRegistry()
-    state.register(SlaCollector())
+    for collector in scrape_collectors():
+        state.register(collector)
     try:
         extra = prometheus_client.generate_latest(state)
     except DatabaseError:
-        logger.exception("metrics: the SLA gauges could not be read")
+        logger.exception("metrics: the state collectors could not be read")
         extra = b""
     body = prometheus_client.generate_latest(registry) + extra
     return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
