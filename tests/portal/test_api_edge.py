@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import transaction
 
 from itsm.models import Ticket
 
@@ -241,6 +242,15 @@ def test_a_form_body_is_refused_the_api_speaks_json(operator_client):
 
 
 def test_a_ticket_stored_with_a_lone_surrogate_still_reads_back(operator_client):
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        # PostgreSQL refuses such text itself: nothing of the kind can have been stored there.
+        with pytest.raises(Exception, match="surrogate"), transaction.atomic():
+            Ticket.objects.create(
+                platform="jira", idempotency_key="stored-before", variables={"x": "a\ud800b"}
+            )
+        return
     ticket = Ticket.objects.create(
         platform="jira", idempotency_key="stored-before", job_id="7",
         variables={"job_name": "a\ud800b"},

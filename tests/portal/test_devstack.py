@@ -66,8 +66,11 @@ def test_the_dev_services_come_from_the_settings(settings):
     assert dev_service_paths() == [f"{__name__}.RecordingService"]
 
 
-def test_the_shipped_settings_name_the_itsm_fakes():
-    assert settings.PORTAL_DEV_SERVICES == ["itsm.devstack.FakeServers"]
+def test_the_shipped_settings_name_the_itsm_fakes_and_the_demo_webhook_secrets():
+    assert settings.PORTAL_DEV_SERVICES == [
+        "itsm.devstack.FakeServers",
+        "escalation.devstack.DemoWebhookSecrets",
+    ]
 
 
 def test_each_service_adds_its_variables_and_sees_those_of_the_ones_before(tmp_path):
