@@ -23,6 +23,7 @@ queues a delivery with :func:`set_dispatcher` when it is imported.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ _dispatcher: Dispatcher | None = None
 CLAIM_SECONDS = 5 * 60  # longer than one delivery with all its retries (total timeout 60 s)
 MAX_BACKOFF_SECONDS = 15 * 60
 SWEEP_LIMIT = 500  # messages claimed by one sweep; the rest wait for the next (every 15 s)
+SWEEP_BUDGET_SECONDS = 10.0
 # A handler that fails with something else than an ItsmError (a bug, a payload it cannot use)
 # is tried this many times, then kept as dead with its reason for an operator.
 MAX_UNEXPECTED_FAILURES = 5
@@ -248,7 +250,11 @@ def sweep(now: datetime | None = None, limit: int = SWEEP_LIMIT) -> dict[str, in
     """The leader's periodic job: claims every due message and queues each one's delivery as
     its own task; returns how many were queued."""
     queued = 0
+    # Bounded by its own clock: the threads pool (Procfile's default) enforces no task time limit.
+    stop_at = time.monotonic() + SWEEP_BUDGET_SECONDS
     for message_id in due_message_ids(now, limit):
+        if time.monotonic() > stop_at:
+            break
         token = claim(message_id, now)
         if token is not None:
             transaction.on_commit(

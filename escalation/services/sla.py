@@ -10,6 +10,7 @@ from the API, the admin, or the tracker's status (``refresh_from_trackers``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from escalation.services import audit, notifications
 logger = logging.getLogger("escalation.sla")
 
 SWEEP_BATCH = 1_000
+SWEEP_BUDGET_SECONDS = 40.0
 TRACKER_REFRESH_BATCH = 50
 
 
@@ -93,7 +95,10 @@ def sweep_due_slas(
     if dispatch is None:
         raise RuntimeError("no SLA miss dispatcher: escalation.tasks was not imported")
     claimed = 0
-    while True:
+    # Bounded by its own clock: the threads pool enforces no task time limit. What is left is
+    # claimed by the next sweep, a minute later.
+    stop_at = time.monotonic() + SWEEP_BUDGET_SECONDS
+    while time.monotonic() < stop_at:
         with transaction.atomic():
             ids = _claim_due(now, batch)
         # After the claim committed: a worker that reads the records sees them claimed.
@@ -102,6 +107,7 @@ def sweep_due_slas(
         claimed += len(ids)
         if len(ids) < batch:
             return claimed
+    return claimed
 
 
 def escalate_misses(record_ids: list[int]) -> int:
@@ -239,7 +245,10 @@ def refresh_from_trackers(now: datetime | None = None) -> int:
         .order_by("last_seen_at")[:TRACKER_REFRESH_BATCH]
     )
     resolved = 0
+    stop_at = time.monotonic() + SWEEP_BUDGET_SECONDS
     for escalation in open_with_ticket:
+        if time.monotonic() > stop_at:  # the rest at the next refresh, a minute later
+            break
         try:
             with public.client_for(escalation.tracker) as client:
                 if not client.supports(public.READ_STATUS):

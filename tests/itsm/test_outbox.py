@@ -377,3 +377,15 @@ def test_a_delivery_whose_claim_lapsed_and_was_retaken_writes_nothing(itsm_endpo
 def test_an_unknown_kind_is_refused_when_enqueued():
     with pytest.raises(ValueError, match="no outbox handler"):
         outbox.enqueue("nope.kind", "slack", {}, idempotency_key="nope")
+
+
+def test_a_sweep_stops_claiming_when_its_budget_is_spent(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    for n in range(3):
+        slack_message(f"budget-{n}")
+    monkeypatch.setattr(outbox, "SWEEP_BUDGET_SECONDS", -1.0)  # spent before it starts
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert outbox.sweep() == {"queued": 0}
+    assert len(outbox.due_message_ids()) == 3  # left for the next sweep
