@@ -11,6 +11,10 @@ DEMO_VARIABLES = {
     "GITHUB_WEBHOOK_SECRET": "portal-demo-webhook-secret",
     "GITLAB_WEBHOOK_TOKEN": "portal-demo-gitlab-token",
 }
+HOW = {
+    "GITHUB_WEBHOOK_SECRET": "sign GitHub payloads with it (X-Hub-Signature-256)",
+    "GITLAB_WEBHOOK_TOKEN": "send it as X-Gitlab-Token",
+}
 
 
 class DemoWebhookSecrets:
@@ -20,7 +24,7 @@ class DemoWebhookSecrets:
     def start(self, env: Mapping[str, str]) -> dict[str, str]:
         added = {name: value for name, value in DEMO_VARIABLES.items() if not env.get(name)}
         for name, value in added.items():
-            print(f"Demo {name}={value} (sign webhook payloads with it)", flush=True)
+            print(f"Demo {name}={value} ({HOW[name]})", flush=True)
         return added
 
     def stop(self) -> None:
