@@ -108,10 +108,31 @@ class ConfigurationAdmin(BidiSafeTitleMixin, admin.ModelAdmin):
 
 class RecordAdmin(BidiSafeTitleMixin, ReadOnlyAdmin):
     """Rows the services write: read here, never added, edited or deleted by hand (the audit
-    trail must stay whole). Changes go through the actions, which call the services."""
+    trail must stay whole). Changes go through the actions, which call the services.
+
+    ``service_action`` names the action a change page offers as a button (``can_<action>`` in its
+    template), allowed with the model's change permission.
+    """
+
+    service_action = ""
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def readonly_from_fieldsets(self) -> list[str]:
+        return [name for _title, options in self.fieldsets for name in options["fields"]]
+
+    def may_run_service_action(self, request) -> bool:
+        return request.user.has_perm(f"escalation.change_{self.model._meta.model_name}")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if self.service_action:
+            extra_context = {
+                **(extra_context or {}),
+                f"can_{self.service_action}": self.may_run_service_action(request),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 # --- intermediate pages of the actions -----------------------------------------------------------
@@ -618,6 +639,8 @@ class FailureEventAdmin(RecordAdmin):
     """Failed CI jobs as reported, with their classification and evidence. "Reclassify" corrects
     the type (re-routed, the SLA adjusted, audited), as the failure page and the API do."""
 
+    service_action = "reclassify"
+
     list_display = [
         "id",
         "shown_repository",
@@ -674,7 +697,7 @@ class FailureEventAdmin(RecordAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
+        return self.readonly_from_fieldsets()
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("reported_by")
@@ -683,15 +706,7 @@ class FailureEventAdmin(RecordAdmin):
         return reverse("escalation:failure-detail", args=[obj.pk])
 
     def has_reclassify_permission(self, request) -> bool:
-        return request.user.has_perm("escalation.change_failureevent")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_reclassify": self.has_reclassify_permission(request),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return self.may_run_service_action(request)
 
     @admin.action(description="Reclassify the selected failures…", permissions=["reclassify"])
     def reclassify(self, request, queryset):
@@ -876,6 +891,8 @@ class EscalationAdmin(RecordAdmin):
     SLA record, as the escalation page, the API and the tracker's status do; "Correct the SLA
     timer" restarts its SLA from a corrected start, as the API does."""
 
+    service_action = "resolve"
+
     list_display = [
         "id",
         "shown_repository",
@@ -921,7 +938,7 @@ class EscalationAdmin(RecordAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
+        return self.readonly_from_fieldsets()
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("teams")
@@ -930,15 +947,7 @@ class EscalationAdmin(RecordAdmin):
         return reverse("escalation:escalation-detail", args=[obj.pk])
 
     def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("escalation.change_escalation")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_resolve": self.has_resolve_permission(request),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return self.may_run_service_action(request)
 
     @admin.action(description="Resolve the selected escalations…", permissions=["resolve"])
     def resolve(self, request, queryset):
