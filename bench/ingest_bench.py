@@ -22,7 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SERVER = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+from bench.pgbench_db import drop_database, recreate_database, setup_django  # noqa: E402
+
 BENCH_DB = "portal_ingest_bench"
 
 NOISE = [
@@ -53,41 +55,20 @@ def make_log(size: int, rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def setup_django() -> None:
-    base = SERVER.rsplit("/", 1)[0]
-    os.environ["DATABASE_URL"] = f"{base}/{BENCH_DB}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.pop("REDIS_URL", None)
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ["PORTAL_LOG_LEVEL"] = "WARNING"
+def setup_portal() -> None:
     # Linear and Slack look configured; nothing is sent (no worker runs), the outbox only queues.
-    os.environ.setdefault("LINEAR_API_URL", "http://127.0.0.1:9/graphql")
-    os.environ.setdefault("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack")
-    import django
-
-    django.setup()
+    setup_django(
+        BENCH_DB,
+        DJANGO_DEBUG="0",
+        PORTAL_LOG_LEVEL="WARNING",
+        LINEAR_API_URL=os.environ.get("LINEAR_API_URL", "http://127.0.0.1:9/graphql"),
+        SLACK_WEBHOOK_URL=os.environ.get("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack"),
+    )
     from django.conf import settings
-    from django.core.management import call_command
 
     settings.ROOT_URLCONF = "bench.ingest_bench_urls"
     settings.ALLOWED_HOSTS = ["*"]
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
-    call_command("migrate", verbosity=0)
 
 
 def run(count: int, log_bytes: int, rounds: int) -> None:
@@ -153,15 +134,12 @@ def main() -> None:
     parser.add_argument("--log-bytes", type=int, default=1 << 20)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    recreate_database()
+    recreate_database(BENCH_DB)
     try:
-        setup_django()
+        setup_portal()
         run(args.count, args.log_bytes, args.rounds)
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database()
+        drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

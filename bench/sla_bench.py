@@ -12,7 +12,6 @@ the script creates and drops.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -20,36 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SERVER = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+from bench.pgbench_db import drop_database, recreate_database, setup_django  # noqa: E402
+
 BENCH_DB = "portal_bench"
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def setup_django() -> None:
-    base = SERVER.rsplit("/", 1)[0]
-    os.environ["DATABASE_URL"] = f"{base}/{BENCH_DB}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.pop("REDIS_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill(total: int, due: int) -> None:
@@ -119,14 +92,16 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    recreate_database()
+    recreate_database(BENCH_DB)
     try:
-        setup_django()
+        setup_django(BENCH_DB)
         results = {}
         for total in (args.small, args.large):
             started = time.perf_counter()
             fill(total, args.due)
-            print(f"{total:>9,} records ({args.due:,} due) made in {time.perf_counter() - started:.1f} s")
+            print(
+                f"{total:>9,} records ({args.due:,} due) made in {time.perf_counter() - started:.1f} s"
+            )
             times = time_sweep(args.due, args.rounds)
             results[total] = statistics.median(times)
             print(f"{total:>9,} records: sweep median {results[total] * 1000:.0f} ms "
@@ -135,10 +110,7 @@ def main() -> None:
         print(f"sweep at {args.large:,} records: {results[args.large]:.3f} s (goal < 1 s)")
         print(f"time ratio {args.large:,} / {args.small:,} records: {ratio:.2f} (goal <= 1.5)")
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database()
+        drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

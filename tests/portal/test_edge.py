@@ -46,7 +46,10 @@ def test_valid_text_passes_the_edge(operator_client):
 
 def test_an_exception_in_a_middleware_on_an_api_path_answers_the_json_envelope(settings):
     settings.DEBUG = True
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.portal.raising_middleware.RaisingMiddleware"]
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "tests.portal.raising_middleware.RaisingMiddleware",
+    ]
     client = Client(raise_request_exception=False)
 
     response = client.get("/api/v1/explode")
