@@ -283,6 +283,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TicketPlatformEnum": "itsm.config.TICKET_PLATFORMS",
         "PlatformEnum": "itsm.models.Platform",
+        # Several models have a "status" of their own: each enum gets its own name.
+        "TicketStatusEnum": "itsm.models.Ticket.Status",
+        "FailureStatusEnum": "escalation.models.FailureEvent.Status",
+        "EscalationStatusEnum": "escalation.models.Escalation.Status",
+        "SlaStatusEnum": "escalation.models.SlaRecord.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

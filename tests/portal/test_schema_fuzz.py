@@ -117,3 +117,11 @@ def test_every_operation_answers_as_its_schema_says(api_schema, operator_token):
             failures.append(f"{operation.label}\n{exc}")
 
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_schema_generates_without_warnings_and_validates(tmp_path):
+    from django.core.management import call_command
+
+    call_command(
+        "spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yml")
+    )
