@@ -47,13 +47,21 @@ class AsgiServer:
 
 @pytest.fixture
 def asgi_server(seeded_matrix, settings) -> Iterator[AsgiServer]:
+    from django.db import connections
+
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    # The server's request threads close their connections after each request, so none is left
+    # open on the test database when it is dropped (PostgreSQL refuses to drop it then).
+    database = connections.settings["default"]
+    previous = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
     server = AsgiServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        database["CONN_MAX_AGE"] = previous
 
 
 @pytest.fixture
