@@ -35,13 +35,13 @@ logger = logging.getLogger("escalation.routing")
 def routing_for(failure_type: str) -> dict[str, Any]:
     """The routing matrix row of ``failure_type`` as a plain snapshot (the ``unknown`` row when
     the type has none), with each team's contact details."""
-    rule = (
-        RoutingRule.objects.prefetch_related("teams")
+    rows = {
+        row.failure_type: row
+        for row in RoutingRule.objects.prefetch_related("teams")
         .select_related("ticket_team")
         .filter(failure_type__in=[failure_type, "unknown"])
-        .order_by("failure_type" if failure_type < "unknown" else "-failure_type")
-        .first()
-    )
+    }
+    rule = rows.get(failure_type) or rows.get("unknown")
     if rule is None:
         return {
             "failure_type": failure_type,
