@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from tests.itsm import test_deploy_artifacts as itsm_artifacts
 from tests.itsm.test_deploy_artifacts import (
+    dashboard_queries_as_rules,
     exported_names,
     github_anchor,
     metric_names,
@@ -105,17 +106,9 @@ def test_rule_unit_tests_pass(promtool):
 
 
 def test_dashboard_queries_parse(promtool, query_panels, tmp_path):
-    recording = []
-    for panel in query_panels:
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for variable, value in GRAFANA_VARIABLES.items():
-                expr = expr.replace(variable, value)
-            assert "$" not in expr, f"{panel['title']}: unknown variable in {target['expr']!r}"
-            record = f"dashboard:panel_{panel['id']}_{target['refId']}:check"
-            recording.append({"record": record, "expr": expr})
-    rules_file = tmp_path / "dashboard-queries.yml"
-    rules_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": recording}]}))
+    rules_file = dashboard_queries_as_rules(
+        query_panels, GRAFANA_VARIABLES, tmp_path / "dashboard-queries.yml"
+    )
 
     result = run_promtool(promtool, "check", "rules", rules_file)
 

@@ -159,19 +159,27 @@ def test_rule_unit_tests_pass(promtool):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dashboard_queries_parse(promtool, query_panels, tmp_path):
-    """Every dashboard query, its Grafana variables filled in, is valid PromQL for promtool."""
+def dashboard_queries_as_rules(query_panels, variables: dict[str, str], path: Path) -> Path:
+    """Every dashboard query, its Grafana variables filled in, as a recording rule in ``path``,
+    for ``promtool check rules`` to parse (shared with the other apps' dashboards)."""
     recording = []
     for panel in query_panels:
         for target in panel["targets"]:
             expr = target["expr"]
-            for variable, value in GRAFANA_VARIABLES.items():
+            for variable, value in variables.items():
                 expr = expr.replace(variable, value)
             assert "$" not in expr, f"{panel['title']}: unknown variable in {target['expr']!r}"
             record = f"dashboard:panel_{panel['id']}_{target['refId']}:check"
             recording.append({"record": record, "expr": expr})
-    rules_file = tmp_path / "dashboard-queries.yml"
-    rules_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": recording}]}))
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": recording}]}))
+    return path
+
+
+def test_dashboard_queries_parse(promtool, query_panels, tmp_path):
+    """Every dashboard query, its Grafana variables filled in, is valid PromQL for promtool."""
+    rules_file = dashboard_queries_as_rules(
+        query_panels, GRAFANA_VARIABLES, tmp_path / "dashboard-queries.yml"
+    )
 
     result = run_promtool(promtool, "check", "rules", rules_file)
 
