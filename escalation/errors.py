@@ -33,3 +33,24 @@ class NotReclassifiable(EscalationError):
 
     http_status = 409
     code = "not_reclassifiable"
+
+
+class OverrideDenied(EscalationError):
+    """An override the policy refuses: zero tolerance, whoever asks (superusers included)."""
+
+    http_status = 403
+    code = "override_denied"
+
+
+class OverrideNotAllowed(EscalationError):
+    """An override decision the rules forbid: approving one's own request, or without QA's role."""
+
+    http_status = 403
+    code = "override_not_allowed"
+
+
+class OverrideConflict(EscalationError):
+    """A request already waiting for the failure, or a decision on a decided request."""
+
+    http_status = 409
+    code = "override_conflict"

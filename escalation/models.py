@@ -401,3 +401,62 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.event} {self.delivery_id}"
+
+
+# The seed's zero-tolerance types (handle-override-request.sh): never overridden, whatever the
+# routing matrix says (the admin refuses to change their policy; the service checks again).
+ZERO_TOLERANCE_TYPES = frozenset({"security_secrets", "generator_drift", "security_critical"})
+
+
+class OverrideRequest(models.Model):
+    """A request to let a pipeline proceed past a failure, with its justification and QA's
+    decision (the seed's override request system). Decided through ``services.overrides``."""
+
+    class Kind(models.TextChoices):
+        HOTFIX = "hotfix", "Hotfix"
+        INFRASTRUCTURE = "infrastructure", "Infrastructure issue"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+
+    failure = models.ForeignKey(
+        FailureEvent, on_delete=models.CASCADE, related_name="override_requests"
+    )
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrides"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.HOTFIX)
+    justification = models.TextField(max_length=2000)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    policy = models.CharField(max_length=30, choices=OverridePolicy.choices)
+    infrastructure_confirmed = models.BooleanField(default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.CharField(max_length=500, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)  # the 15-minute reminder, once
+    followup_key = models.CharField(max_length=100, blank=True)  # the follow-up ticket
+    followup_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One request waiting per failure: a second would split QA's attention.
+            models.UniqueConstraint(
+                fields=["failure"],
+                condition=models.Q(status="pending"),
+                name="one_pending_override_per_failure",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Override #{self.pk} of failure {self.failure_id}: {self.status}"

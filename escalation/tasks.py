@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import sla, webhooks
+from escalation.services import overrides, sla, webhooks
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -20,6 +20,11 @@ def escalate_sla_misses(record_ids: list[int]) -> int:
 @shared_task(name="escalation.refresh_trackers", ignore_result=True, soft_time_limit=50)
 def refresh_trackers() -> int:
     return sla.refresh_from_trackers()
+
+
+@shared_task(name="escalation.escalate_waiting_overrides", ignore_result=True, soft_time_limit=50)
+def escalate_waiting_overrides() -> int:
+    return overrides.escalate_waiting_overrides()
 
 
 def queue_misses(record_ids: list[int]) -> None:

@@ -1,0 +1,373 @@
+"""Overrides and the pipeline gate (seed 004's ``handle-override-request.sh``, ``approve_override``
+and ``escalate_override_approval``).
+
+The policy is the routing matrix's ``override_policy``, as snapshotted by the failure's escalation;
+``security_secrets``, ``generator_drift`` and ``security_critical`` are zero tolerance here
+whatever the data says, for every user (superusers too) and every path (API, pages, admin,
+shell), because each of them calls this module.
+
+- ``request_override``: refused for zero tolerance; otherwise a pending request, auto-approved when
+  the policy asks for a confirmed infrastructure issue and the portal has confirmed one.
+- ``approve`` / ``deny``: QA's role, never on one's own request. Approval writes the audit record
+  (who, when, why, the policy), queues the follow-up ticket on the escalation's tracker, tells the
+  scrum master and QA, and opens the gate.
+- ``escalate_waiting_overrides``: a request waiting more than 15 minutes tells the scrum master,
+  once (claimed by a conditional UPDATE, so two beat runs never both send it).
+- ``gate``: whether a pipeline may proceed past the failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from escalation.errors import (
+    EscalationError,
+    OverrideConflict,
+    OverrideDenied,
+    OverrideNotAllowed,
+)
+from escalation.models import (
+    LINEAR_PRIORITY,
+    ZERO_TOLERANCE_TYPES,
+    Escalation,
+    FailureEvent,
+    Notification,
+    OverridePolicy,
+    OverrideRequest,
+    RoutingRule,
+    Team,
+    Tracker,
+)
+from escalation.services import audit, notifications
+from itsm import public
+from portal.roles import QA, user_has_role
+
+APPROVAL_WAIT = timedelta(minutes=15)  # the seed's 900 seconds
+QA_TEAM = "qa_analyst"
+FOLLOWUP_KIND = "escalation.override_ticket"
+AUTO_APPROVAL_REASON = "infrastructure_confirmed"
+
+
+def policy_of(failure: FailureEvent) -> str:
+    """The policy that governs overrides of ``failure``: zero tolerance for the seed's three types
+    whatever the matrix says; else the escalation's snapshot, else the matrix row."""
+    if failure.failure_type in ZERO_TOLERANCE_TYPES:
+        return OverridePolicy.ZERO_TOLERANCE
+    escalation = failure.escalation
+    if escalation is not None and escalation.routing.get("override_policy"):
+        return escalation.routing["override_policy"]
+    rule = RoutingRule.objects.filter(failure_type=failure.failure_type).first()
+    return rule.override_policy if rule else OverridePolicy.QA_APPROVAL
+
+
+def refusal_reason(failure: FailureEvent) -> str:
+    return (
+        f"Override denied: zero tolerance policy for {failure.failure_type}. "
+        "The failure must be fixed; no one can override it."
+    )
+
+
+def who(user: Any) -> str:
+    return getattr(user, "username", "") or "the portal"
+
+
+def request_override(
+    failure: FailureEvent,
+    kind: str,
+    justification: str,
+    user: Any,
+    *,
+    infrastructure_confirmed: bool = False,
+) -> OverrideRequest:
+    """A pending request (or an auto-approved one). ``infrastructure_confirmed`` is the portal's
+    own finding (a health probe, an operator's confirmation), never the requester's word: the
+    API and the pages do not pass it."""
+    policy = policy_of(failure)
+    if policy == OverridePolicy.ZERO_TOLERANCE:
+        audit.record(
+            "override_refused",
+            f"Override requested by {who(user)} refused: zero tolerance for {failure.failure_type}",
+            escalation=failure.escalation,
+            failure=failure,
+            actor=user,
+            data={"policy": policy, "justification": justification[:500]},
+        )
+        raise OverrideDenied(refusal_reason(failure))
+    if kind not in OverrideRequest.Kind.values:
+        raise EscalationError(f"kind is one of {', '.join(OverrideRequest.Kind.values)}.")
+    if kind == OverrideRequest.Kind.INFRASTRUCTURE and (
+        policy != OverridePolicy.INFRASTRUCTURE_CONFIRMED
+    ):
+        raise EscalationError(
+            f"An infrastructure override is for infrastructure failures; "
+            f"{failure.failure_type} needs a hotfix override ({policy})."
+        )
+    if len(justification.strip()) < 10:
+        raise EscalationError("The justification needs 10 characters or more.")
+    try:
+        with transaction.atomic():
+            request = OverrideRequest.objects.create(
+                failure=failure,
+                escalation=failure.escalation,
+                kind=kind,
+                justification=justification.strip(),
+                requested_by=user if getattr(user, "is_authenticated", False) else None,
+                policy=policy,
+                infrastructure_confirmed=infrastructure_confirmed,
+            )
+    except IntegrityError as exc:
+        raise OverrideConflict(
+            f"An override request for failure #{failure.pk} is already waiting for QA."
+        ) from exc
+    audit.record(
+        "override_requested",
+        f"Override ({kind}) requested by {who(user)}: {justification.strip()}",
+        escalation=failure.escalation,
+        failure=failure,
+        actor=user,
+        data={"override": request.pk, "policy": policy, "kind": kind},
+    )
+    if policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED and infrastructure_confirmed:
+        _approve(request, None, AUTO_APPROVAL_REASON)
+    return request
+
+
+def _check_decider(request: OverrideRequest, user: Any) -> None:
+    if not user_has_role(user, QA):
+        raise OverrideNotAllowed("Deciding an override needs the qa role.")
+    if request.requested_by_id is not None and request.requested_by_id == user.pk:
+        raise OverrideNotAllowed("No one approves or denies their own override request.")
+    if request.policy == OverridePolicy.ZERO_TOLERANCE or (
+        request.failure.failure_type in ZERO_TOLERANCE_TYPES
+    ):
+        raise OverrideDenied(refusal_reason(request.failure))
+
+
+def _claim(request: OverrideRequest, status: str, user: Any, reason: str) -> datetime:
+    """Decides the request if it is still pending (one decision wins a race)."""
+    now = timezone.now()
+    decided = OverrideRequest.objects.filter(
+        pk=request.pk, status=OverrideRequest.Status.PENDING
+    ).update(
+        status=status,
+        decided_by=user if getattr(user, "is_authenticated", False) else None,
+        decided_at=now,
+        decision_reason=reason[:500],
+    )
+    if not decided:
+        request.refresh_from_db()
+        raise OverrideConflict(f"Override #{request.pk} is already {request.status}.")
+    request.refresh_from_db()
+    return now
+
+
+def approve(request: OverrideRequest, user: Any, reason: str) -> OverrideRequest:
+    """QA approves: audited, follow-up ticket, scrum master and QA told, the gate opens."""
+    _check_decider(request, user)
+    if len(reason.strip()) < 3:
+        raise EscalationError("Say why it is approved (3 characters or more).")
+    return _approve(request, user, reason.strip())
+
+
+def _approve(request: OverrideRequest, user: Any, reason: str) -> OverrideRequest:
+    with transaction.atomic():
+        now = _claim(request, OverrideRequest.Status.APPROVED, user, reason)
+        failure, escalation = request.failure, request.escalation
+        approver = who(user) if user is not None else "auto-approval (infrastructure confirmed)"
+        # The seed's /var/log/ci-overrides.jsonl line, kept in the timeline instead.
+        audit.record(
+            "override_approved",
+            f"Override #{request.pk} approved by {approver}: {reason}",
+            escalation=escalation,
+            failure=failure,
+            actor=user,
+            data={
+                "override": request.pk,
+                "failure_id": failure.pk,
+                "approver": approver,
+                "requested_by": who(request.requested_by),
+                "justification": request.justification,
+                "reason": reason,
+                "policy": request.policy,
+                "timestamp": now.isoformat(),
+                "requires_followup": True,
+            },
+        )
+        if escalation is not None:
+            queue_followup_ticket(request, approver)
+            headline = f"✅ Override approved for failure #{failure.pk} by {approver}"
+            notifications.notify_scrum_master(
+                escalation, headline, kind="override_approved",
+                key=f"override:{request.pk}:approved:{notifications.SCRUM_MASTER}",
+            )  # fmt: skip
+            notify_team(escalation, failure, QA_TEAM, headline, kind="override_approved",
+                        key=f"override:{request.pk}:approved:{QA_TEAM}")  # fmt: skip
+    return request
+
+
+def deny(request: OverrideRequest, user: Any, reason: str) -> OverrideRequest:
+    _check_decider(request, user)
+    if len(reason.strip()) < 3:
+        raise EscalationError("Say why it is denied (3 characters or more).")
+    with transaction.atomic():
+        _claim(request, OverrideRequest.Status.DENIED, user, reason.strip())
+        audit.record(
+            "override_denied",
+            f"Override #{request.pk} denied by {who(user)}: {reason.strip()}",
+            escalation=request.escalation,
+            failure=request.failure,
+            actor=user,
+            data={"override": request.pk, "reason": reason.strip(), "policy": request.policy},
+        )
+    return request
+
+
+def notify_team(
+    escalation: Escalation, failure: FailureEvent, name: str, headline: str, *, kind: str, key: str
+) -> None:
+    team = Team.objects.filter(name=name).first()
+    snapshot = notifications.team_snapshot(team) if team else {"name": name}
+    notifications.queue_slack(escalation, failure, snapshot, headline, kind=kind, key=key)
+
+
+def queue_followup_ticket(request: OverrideRequest, approver: str) -> Notification | None:
+    """The seed's ``create_linear_ticket "HIGH" "Override Follow-up"`` on the escalation's
+    tracker: the fix is still owed after the pipeline went on."""
+    escalation, failure = request.escalation, request.failure
+    tracker, fields = notifications.ticket_fields(escalation, failure)
+    if tracker == Tracker.NONE:
+        return None
+    description = (
+        f"Fix required for overridden CI failure: {failure.pk} "
+        f"({failure.repository}, {failure.job}, run {failure.run_id})\n"
+        f"Justification: {request.justification}\nApproved by: {approver}\n\n"
+        f"Portal: {notifications.failure_url(failure)}"
+    )
+    labels = ["ci-failure", "override-followup", failure.failure_type]
+    if tracker == Tracker.LINEAR:
+        fields.update(
+            title="Override Follow-up", description=description,
+            priority=LINEAR_PRIORITY["HIGH"], labels=labels,
+        )  # fmt: skip
+    else:
+        fields.update(
+            summary=f"Override Follow-up: {failure.repository} {failure.job}"[:255],
+            description=description, priority="2", labels=labels,
+        )  # fmt: skip
+    message = public.enqueue(
+        FOLLOWUP_KIND,
+        tracker,
+        {"override_id": request.pk, "tracker": tracker, "fields": fields},
+        idempotency_key=f"override:{request.pk}:followup",
+    )
+    return Notification.objects.create(
+        escalation=escalation,
+        channel=tracker,
+        kind="override_followup",
+        team=(escalation.routing.get("ticket_team") or {}).get("name", ""),
+        recipient=str(fields.get("team") or fields.get("project") or ""),
+        outbox_message=message,
+    )
+
+
+@public.outbox_handler(FOLLOWUP_KIND)
+def deliver_followup_ticket(message) -> dict[str, Any]:
+    request = OverrideRequest.objects.get(pk=message.payload["override_id"])
+    if request.followup_key:
+        return {"key": request.followup_key, "already": True}
+    tracker = message.payload["tracker"]
+    with public.client_for(tracker) as client:
+        created = client.create(
+            message.payload["fields"],
+            idempotency_key=message.idempotency_key,
+            reconcile_first=public.is_redelivery(message),
+        )
+    OverrideRequest.objects.filter(pk=request.pk).update(
+        followup_key=created.key, followup_url=created.url
+    )
+    audit.record(
+        "override_followup_created",
+        f"Override follow-up ticket {created.key} created",
+        escalation=request.escalation,
+        failure=request.failure,
+        data={"override": request.pk, "key": created.key, "url": created.url},
+    )
+    return {"key": created.key, "id": created.id, "url": created.url}
+
+
+def escalate_waiting_overrides(now: datetime | None = None) -> int:
+    """Requests pending for more than 15 minutes: the scrum master is told, once each; a
+    confirmed infrastructure issue is approved automatically (escalate_override_approval)."""
+    now = now or timezone.now()
+    due = OverrideRequest.objects.filter(
+        status=OverrideRequest.Status.PENDING,
+        escalated_at__isnull=True,
+        created_at__lte=now - APPROVAL_WAIT,
+    ).values_list("pk", flat=True)[:200]
+    escalated = 0
+    for pk in list(due):
+        with transaction.atomic():
+            claimed = OverrideRequest.objects.filter(
+                pk=pk, status=OverrideRequest.Status.PENDING, escalated_at__isnull=True
+            ).update(escalated_at=now)
+            if not claimed:
+                continue  # another sweep took it
+            request = OverrideRequest.objects.select_related("failure", "escalation").get(pk=pk)
+            waited = int((now - request.created_at).total_seconds() // 60)
+            if request.escalation is not None:
+                notifications.notify_scrum_master(
+                    request.escalation,
+                    f"⚠️ Override approval delayed: request #{pk} for failure "
+                    f"#{request.failure_id} has waited {waited} minutes",
+                    kind="override_delayed",
+                    key=f"override:{pk}:delayed",
+                )
+            audit.record(
+                "override_delayed",
+                f"Override #{pk} waited {waited} minutes; the scrum master was told",
+                escalation=request.escalation,
+                failure=request.failure,
+                data={"override": pk, "waited_minutes": waited},
+            )
+            if request.infrastructure_confirmed and (
+                request.policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED
+            ):
+                _approve(request, None, AUTO_APPROVAL_REASON)
+            escalated += 1
+    return escalated
+
+
+@dataclass
+class Gate:
+    allowed: bool
+    reason: str
+    override: OverrideRequest | None = None
+
+
+def gate(failure: FailureEvent) -> Gate:
+    """Whether a pipeline may proceed past ``failure``."""
+    if policy_of(failure) == OverridePolicy.ZERO_TOLERANCE:
+        return Gate(False, refusal_reason(failure))
+    approved = (
+        failure.override_requests.filter(status=OverrideRequest.Status.APPROVED)
+        .select_related("decided_by")
+        .order_by("-decided_at")
+        .first()
+    )
+    if approved is not None:
+        by = who(approved.decided_by) if approved.decided_by else "auto-approval"
+        return Gate(True, f"Override #{approved.pk} approved by {by}.", approved)
+    if failure.status == FailureEvent.Status.FLAKY:
+        return Gate(True, "The job passed on a re-run (flaky).")
+    escalation = failure.escalation
+    if escalation is not None and escalation.status == Escalation.Status.RESOLVED:
+        return Gate(True, f"Escalation #{escalation.pk} is resolved.")
+    pending = failure.override_requests.filter(status=OverrideRequest.Status.PENDING).first()
+    if pending is not None:
+        return Gate(False, f"Override #{pending.pk} is waiting for QA.", pending)
+    return Gate(False, "The failure is open and no override is approved.")

@@ -1,0 +1,263 @@
+"""Overrides and the pipeline gate: zero tolerance refused for every role and path, QA decides
+(never on its own request), approval is audited with a follow-up ticket and notifications and
+opens the gate, the 15-minute reminder fires once, confirmed infrastructure issues auto-approve."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from escalation.errors import OverrideConflict, OverrideDenied, OverrideNotAllowed
+from escalation.models import (
+    EscalationEvent,
+    FailureEvent,
+    Notification,
+    OverrideRequest,
+    RoutingRule,
+)
+from escalation.services import overrides
+from escalation.services.ingest import FailureReport, report_failure
+from itsm.models import OutboxMessage
+from tests.factories import UserFactory
+from tests.itsm.deliveries import sweep_now
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_itsm_config")]
+
+PYTEST_LOG = """\
+2026-11-30T10:00:09.000Z tests/test_cart.py::test_total_rounds FAILED                  [ 50%]
+2026-11-30T10:00:09.600Z FAILED tests/test_cart.py::test_total_rounds - AssertionError: 3 != 2
+"""
+GITLEAKS_LOG = """\
+Finding:     aws_secret_access_key = "REDACTEDREDACTEDREDACTEDREDACTEDREDACTED"
+RuleID:      aws-access-token
+10:04AM WRN leaks found: 1
+"""
+DATABASE_LOG = "psycopg.OperationalError: database connection refused on port 5432\n"
+JUSTIFICATION = "Hotfix for the checkout outage; the test is fixed in the next PR."
+ZERO_TOLERANCE = ["security_secrets", "generator_drift", "security_critical"]
+
+
+def reported(log: str = PYTEST_LOG, run_id: str = "1", **fields) -> FailureEvent:
+    values = {"repository": "acme/shop", "job": "unit-tests", "run_id": run_id, "exit_code": 1}
+    values.update(fields)
+    failure, _ = report_failure(FailureReport(**values), [log.encode()])
+    return FailureEvent.objects.select_related("escalation").get(pk=failure.pk)
+
+
+def of_type(failure_type: str, run_id: str = "9") -> FailureEvent:
+    """A failure of ``failure_type`` (reclassified the way the classifier would have set it)."""
+    failure = reported(run_id=run_id)
+    FailureEvent.objects.filter(pk=failure.pk).update(failure_type=failure_type)
+    failure.escalation.failure_type = failure_type
+    failure.escalation.routing["override_policy"] = RoutingRule.objects.get(
+        failure_type=failure_type
+    ).override_policy
+    failure.escalation.save()
+    return FailureEvent.objects.select_related("escalation").get(pk=failure.pk)
+
+
+@pytest.fixture
+def developer(db):
+    return UserFactory(username="dev", roles=["operators"])
+
+
+@pytest.fixture
+def qa(db):
+    return UserFactory(username="qa-lead", roles=["qa"])
+
+
+@pytest.fixture
+def root(db):
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+def test_a_secret_override_is_refused_even_for_a_superuser(root, itsm_endpoints):
+    failure = reported(GITLEAKS_LOG)
+    assert failure.failure_type == "security_secrets"
+
+    with pytest.raises(OverrideDenied) as refusal:
+        overrides.request_override(failure, "hotfix", JUSTIFICATION, root)
+
+    assert refusal.value.http_status == 403
+    assert "zero tolerance policy for security_secrets" in refusal.value.message
+    assert not OverrideRequest.objects.exists()
+    assert EscalationEvent.objects.filter(kind="override_refused", failure=failure).exists()
+
+
+@pytest.mark.parametrize("failure_type", ZERO_TOLERANCE)
+def test_zero_tolerance_holds_even_when_the_matrix_says_otherwise(
+    failure_type, root, itsm_endpoints
+):
+    failure = of_type(failure_type)
+    # Data edited behind the admin's back (the shell): the service still refuses.
+    RoutingRule.objects.filter(failure_type=failure_type).update(override_policy="qa_approval")
+    failure.escalation.routing["override_policy"] = "qa_approval"
+    failure.escalation.save()
+
+    with pytest.raises(OverrideDenied):
+        overrides.request_override(failure, "hotfix", JUSTIFICATION, root)
+    assert overrides.gate(failure).allowed is False
+
+
+def test_approval_is_audited_tickets_notifies_and_opens_the_gate(
+    developer, qa, itsm_endpoints, fakes
+):
+    failure = reported()
+    sweep_now()  # the escalation's own ticket and messages
+    request = overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+    assert request.status == "pending" and request.policy == "hotfix_approval"
+    assert overrides.gate(failure).allowed is False
+
+    overrides.approve(request, qa, "Release 4.2 cannot wait; QA signed off")
+
+    request.refresh_from_db()
+    assert request.status == "approved"
+    assert request.decided_by == qa and request.decided_at is not None
+    [entry] = EscalationEvent.objects.filter(kind="override_approved")
+    assert entry.actor == qa
+    assert entry.data["policy"] == "hotfix_approval"
+    assert entry.data["reason"] == "Release 4.2 cannot wait; QA signed off"
+    assert entry.data["justification"] == JUSTIFICATION
+    kinds = sorted(
+        Notification.objects.filter(kind="override_approved").values_list("channel", "team")
+    )
+    assert kinds == [("slack", "qa_analyst"), ("slack", "scrum_master")]
+    assert Notification.objects.filter(kind="override_followup", channel="linear").exists()
+
+    assert sweep_now() == {OutboxMessage.Status.DELIVERED: 3}
+    titles = [issue["title"] for issue in fakes.state("linear")["issues"]]
+    assert titles == ["CI Failure: Test Failure", "Override Follow-up"]
+    followup = fakes.state("linear")["issues"][1]
+    assert followup["priority"] == 2
+    assert JUSTIFICATION in followup["description"]
+    request.refresh_from_db()
+    assert request.followup_key == followup["identifier"]
+    texts = [message["text"] for message in fakes.state("slack")["messages"]]
+    assert sum("Override approved" in text for text in texts) == 2
+
+    gate = overrides.gate(failure)
+    assert gate.allowed is True and gate.override == request
+    assert "qa-lead" in gate.reason
+
+
+def test_no_one_approves_their_own_request(qa, itsm_endpoints):
+    failure = reported()
+    request = overrides.request_override(failure, "hotfix", JUSTIFICATION, qa)
+
+    with pytest.raises(OverrideNotAllowed, match="their own"):
+        overrides.approve(request, qa, "looks fine to me")
+    with pytest.raises(OverrideNotAllowed, match="their own"):
+        overrides.deny(request, qa, "changed my mind")
+    request.refresh_from_db()
+    assert request.status == "pending"
+
+
+def test_an_operator_cannot_approve(developer, itsm_endpoints):
+    other = UserFactory(username="oncall", roles=["operators"])
+    request = overrides.request_override(reported(), "hotfix", JUSTIFICATION, developer)
+
+    with pytest.raises(OverrideNotAllowed, match="qa role"):
+        overrides.approve(request, other, "on call says yes")
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+
+def test_deny_keeps_the_gate_closed_and_is_audited(developer, qa, itsm_endpoints):
+    failure = reported()
+    request = overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+
+    overrides.deny(request, qa, "Fix the test instead")
+
+    request.refresh_from_db()
+    assert request.status == "denied" and request.decision_reason == "Fix the test instead"
+    assert EscalationEvent.objects.filter(kind="override_denied", actor=qa).exists()
+    assert overrides.gate(failure).allowed is False
+    with pytest.raises(OverrideConflict):
+        overrides.approve(request, qa, "after all")
+
+
+def test_a_second_pending_request_for_the_same_failure_is_refused(developer, itsm_endpoints):
+    failure = reported()
+    overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+
+    with pytest.raises(OverrideConflict):
+        overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+
+
+def test_a_request_waiting_15_minutes_tells_the_scrum_master_once(developer, itsm_endpoints):
+    request = overrides.request_override(reported(), "hotfix", JUSTIFICATION, developer)
+    start = request.created_at
+
+    assert overrides.escalate_waiting_overrides(start + timedelta(minutes=14)) == 0
+    assert overrides.escalate_waiting_overrides(start + timedelta(minutes=16)) == 1
+    assert overrides.escalate_waiting_overrides(start + timedelta(minutes=30)) == 0
+
+    [reminder] = Notification.objects.filter(kind="override_delayed")
+    assert reminder.team == "scrum_master"
+    request.refresh_from_db()
+    assert request.escalated_at == start + timedelta(minutes=16)
+    assert request.status == "pending"
+
+
+def test_the_beat_task_runs_the_reminder(developer, itsm_endpoints):
+    from escalation import tasks
+
+    overrides.request_override(reported(), "hotfix", JUSTIFICATION, developer)
+    with time_machine.travel(timezone.now() + timedelta(minutes=20)):
+        assert tasks.escalate_waiting_overrides.apply().get() == 1
+
+
+def test_a_confirmed_infrastructure_issue_is_approved_automatically(developer, itsm_endpoints):
+    failure = reported(DATABASE_LOG)
+    assert failure.failure_type == "database_connectivity"
+
+    request = overrides.request_override(
+        failure, "infrastructure", "Postgres on the runner is down", developer,
+        infrastructure_confirmed=True,
+    )  # fmt: skip
+
+    request.refresh_from_db()
+    assert request.status == "approved"
+    assert request.decided_by is None
+    assert request.decision_reason == "infrastructure_confirmed"
+    assert EscalationEvent.objects.get(kind="override_approved").data["policy"] == (
+        "infrastructure_confirmed"
+    )
+    assert overrides.gate(failure).allowed is True
+
+
+def test_an_unconfirmed_infrastructure_request_waits_for_qa(developer, itsm_endpoints):
+    failure = reported(DATABASE_LOG)
+
+    request = overrides.request_override(failure, "infrastructure", "Runner lost", developer)
+
+    assert request.status == "pending"
+    assert overrides.gate(failure).allowed is False
+
+
+def test_a_hotfix_failure_cannot_ask_for_an_infrastructure_override(developer, itsm_endpoints):
+    from escalation.errors import EscalationError
+
+    with pytest.raises(EscalationError, match="infrastructure failures"):
+        overrides.request_override(reported(), "infrastructure", JUSTIFICATION, developer)
+
+
+def test_the_gate_opens_for_a_flaky_or_resolved_failure(root, itsm_endpoints):
+    from escalation.services import sla
+
+    failure = reported()
+    assert overrides.gate(failure).allowed is False
+
+    sla.resolve(failure.escalation, "reverted", actor=root)
+    failure.refresh_from_db()
+    assert overrides.gate(failure).allowed is True
+
+    flaky = reported(run_id="2", job="lint")
+    FailureEvent.objects.filter(pk=flaky.pk).update(status=FailureEvent.Status.FLAKY)
+    flaky.refresh_from_db()
+    assert overrides.gate(flaky).allowed is True
