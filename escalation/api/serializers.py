@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse as api_reverse
 
-from escalation.models import Escalation, FailureEvent, FailureType, SlaRecord
+from escalation.models import Escalation, FailureEvent, FailureType, OverrideRequest, SlaRecord
 
 REPOSITORY_PATTERN = r"^[\w.-]+(?:/[\w.-]+)*$"
 
@@ -169,3 +170,57 @@ class FlakyTestSerializer(serializers.Serializer):
     test = serializers.CharField()
     count = serializers.IntegerField()
     last_seen = serializers.DateTimeField()
+
+
+# --- overrides and the gate ------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "enum": OverrideRequest.Status.values})
+class OverrideStatusField(serializers.ChoiceField):
+    """The request's status, its enum inline (a named one would collide with the other models'
+    "status" enums in the schema)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=OverrideRequest.Status.choices, **kwargs)
+
+
+class OverrideRequestCreateSerializer(serializers.Serializer):
+    """``POST /api/v1/ci/failures/{id}/overrides``."""
+
+    justification = serializers.CharField(min_length=10, max_length=2000)
+    kind = serializers.ChoiceField(
+        choices=OverrideRequest.Kind.choices, default=OverrideRequest.Kind.HOTFIX
+    )
+
+
+class OverrideDecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(min_length=3, max_length=500)
+
+
+class OverrideRequestSerializer(serializers.ModelSerializer):
+    status = OverrideStatusField(read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    failure_type = serializers.CharField(source="failure.failure_type", read_only=True)
+    repository = serializers.CharField(source="failure.repository", read_only=True)
+
+    class Meta:
+        model = OverrideRequest
+        fields = [
+            "id", "failure", "escalation", "repository", "failure_type", "kind", "justification",
+            "requested_by", "status", "policy", "infrastructure_confirmed", "decided_by",
+            "decided_at", "decision_reason", "escalated_at", "followup_key", "followup_url",
+            "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class GateSerializer(serializers.Serializer):
+    """``GET /api/v1/ci/failures/{id}/gate``: may the pipeline proceed past this failure?"""
+
+    failure = serializers.IntegerField()
+    failure_type = serializers.CharField()
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField()
+    policy = serializers.CharField()
+    override = OverrideRequestSerializer(allow_null=True)

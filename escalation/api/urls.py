@@ -9,6 +9,7 @@ router = SimpleRouter()
 router.trailing_slash = "/?"  # the issue writes the paths without one; accept both
 router.register("ci/failures", views.FailureViewSet, basename="ci-failure")
 router.register("ci/escalations", views.EscalationViewSet, basename="ci-escalation")
+router.register("ci/overrides", views.OverrideViewSet, basename="ci-override")
 
 urlpatterns = [
     path("ci/job-passed", views.JobPassedView.as_view(), name="ci-job-passed"),

@@ -5,6 +5,7 @@ Thin adapters (DESIGN.md): validate in, call a service, serialize out.
 
 from __future__ import annotations
 
+import django_filters
 from django.conf import settings
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -21,16 +22,20 @@ from escalation.api.serializers import (
     FailureReportSerializer,
     FailureSerializer,
     FlakyTestSerializer,
+    GateSerializer,
     JobPassedSerializer,
+    OverrideDecisionSerializer,
+    OverrideRequestCreateSerializer,
+    OverrideRequestSerializer,
     ReclassifySerializer,
     ResolveSerializer,
     SlaCorrectionSerializer,
 )
 from escalation.errors import LogTooLarge
 from escalation.filters import EscalationFilterSet, FailureFilterSet
-from escalation.models import Escalation, FailureEvent
-from escalation.services import ingest, routing, sla
-from portal.api.permissions import IsOperator
+from escalation.models import Escalation, FailureEvent, OverrideRequest
+from escalation.services import ingest, overrides, routing, sla
+from portal.api.permissions import IsOperator, IsQA
 from portal.roles import OPERATORS, QA, user_has_role
 
 
@@ -119,6 +124,56 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(EscalationSerializer(escalation, context={"request": request}).data)
 
+    @extend_schema(
+        request=OverrideRequestCreateSerializer,
+        responses={
+            201: OverrideRequestSerializer,
+            403: OpenApiResponse(
+                description="Refused by the override policy: security_secrets, generator_drift "
+                "and security_critical are zero tolerance, for every user (code override_denied, "
+                "the policy's reason in message)"
+            ),
+            409: OpenApiResponse(description="A request for this failure is already waiting"),
+        },
+        summary="Request an override of a failure (hotfix or infrastructure)",
+    )
+    @action(detail=True, methods=["post"], url_path="overrides")
+    def request_override(self, request, pk=None):
+        failure = get_object_or_404(FailureEvent.objects.select_related("escalation"), pk=pk)
+        body = OverrideRequestCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        created = overrides.request_override(
+            failure,
+            body.validated_data["kind"],
+            body.validated_data["justification"],
+            request.user,
+        )
+        created.refresh_from_db()
+        return Response(OverrideRequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses=GateSerializer,
+        summary="May the pipeline proceed past this failure?",
+        description="allowed is true when the failure's escalation is resolved, the job passed "
+        "on a re-run (flaky), or an override is approved; never for a zero-tolerance type.",
+    )
+    @action(detail=True, methods=["get"])
+    def gate(self, request, pk=None):
+        failure = get_object_or_404(FailureEvent.objects.select_related("escalation"), pk=pk)
+        decision = overrides.gate(failure)
+        return Response(
+            GateSerializer(
+                {
+                    "failure": failure.pk,
+                    "failure_type": failure.failure_type,
+                    "allowed": decision.allowed,
+                    "reason": decision.reason,
+                    "policy": overrides.policy_of(failure),
+                    "override": decision.override,
+                }
+            ).data
+        )
+
 
 class EscalationViewSet(viewsets.ReadOnlyModelViewSet):
     """Open and resolved escalations: grouped failures with their routing, ticket and SLA."""
@@ -183,3 +238,58 @@ class FlakyTestsView(APIView):
     def get(self, request):
         repository = request.query_params.get("repository") or None
         return Response(FlakyTestSerializer(ingest.flaky_tests(repository), many=True).data)
+
+
+class OverrideFilterSet(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=OverrideRequest.Status.choices)
+    kind = django_filters.ChoiceFilter(choices=OverrideRequest.Kind.choices)
+    failure = django_filters.NumberFilter()
+    repository = django_filters.CharFilter(field_name="failure__repository")
+
+    class Meta:
+        model = OverrideRequest
+        fields = ["status", "kind", "failure", "repository"]
+
+
+DECISION_RESPONSES = {
+    200: OverrideRequestSerializer,
+    403: OpenApiResponse(
+        description="Not the qa role, the requester's own request (no one approves their own), "
+        "or a zero-tolerance type"
+    ),
+    409: OpenApiResponse(description="Already approved or denied"),
+}
+
+
+class OverrideViewSet(viewsets.ReadOnlyModelViewSet):
+    """Override requests; QA approves or denies them (never their own)."""
+
+    queryset = OverrideRequest.objects.select_related("failure", "requested_by", "decided_by")
+    serializer_class = OverrideRequestSerializer
+    lookup_value_regex = r"[0-9]+"
+    filterset_class = OverrideFilterSet
+    ordering_fields = ["created_at", "id"]
+
+    def get_permissions(self):
+        if self.action in ("approve", "deny"):
+            return [IsQA()]
+        return [IsOperatorOrQA()]
+
+    def _decide(self, request, pk, decide):
+        override = get_object_or_404(self.get_queryset(), pk=pk)
+        body = OverrideDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decide(override, request.user, body.validated_data["reason"])
+        override = self.get_queryset().get(pk=override.pk)
+        return Response(OverrideRequestSerializer(override).data)
+
+    @extend_schema(request=OverrideDecisionSerializer, responses=DECISION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve: audited, a follow-up ticket, the scrum master and QA told, the gate opens."""
+        return self._decide(request, pk, overrides.approve)
+
+    @extend_schema(request=OverrideDecisionSerializer, responses=DECISION_RESPONSES)
+    @action(detail=True, methods=["post"])
+    def deny(self, request, pk=None):
+        return self._decide(request, pk, overrides.deny)

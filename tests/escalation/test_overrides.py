@@ -261,3 +261,115 @@ def test_the_gate_opens_for_a_flaky_or_resolved_failure(root, itsm_endpoints):
     FailureEvent.objects.filter(pk=flaky.pk).update(status=FailureEvent.Status.FLAKY)
     flaky.refresh_from_db()
     assert overrides.gate(flaky).allowed is True
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def as_user(api_client, user):
+    api_client.force_authenticate(user)
+    return api_client
+
+
+@pytest.mark.parametrize("role", ["operators", "qa", "admins", "superuser"])
+def test_the_api_refuses_a_secret_override_for_every_role_with_the_policys_reason(
+    api_client, role, itsm_endpoints
+):
+    user = (
+        UserFactory(username="root", is_superuser=True)
+        if role == "superuser"
+        else UserFactory(username=role, roles=[role])
+    )
+    failure = reported(GITLEAKS_LOG)
+
+    response = as_user(api_client, user).post(
+        f"/api/v1/ci/failures/{failure.pk}/overrides",
+        {"justification": JUSTIFICATION, "kind": "hotfix"},
+        format="json",
+    )
+
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "override_denied"
+    assert "zero tolerance policy for security_secrets" in error["message"]
+    assert not OverrideRequest.objects.exists()
+
+
+def test_the_api_request_approve_and_gate_round_trip(api_client, developer, qa, itsm_endpoints):
+    failure = reported()
+    gate_url = f"/api/v1/ci/failures/{failure.pk}/gate"
+    as_user(api_client, developer)
+    closed = api_client.get(gate_url)
+    assert closed.status_code == 200
+    assert closed.json()["allowed"] is False and closed.json()["override"] is None
+
+    created = api_client.post(
+        f"/api/v1/ci/failures/{failure.pk}/overrides",
+        {"justification": JUSTIFICATION, "kind": "hotfix"},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["status"] == "pending" and body["requested_by"] == "dev"
+    assert body["policy"] == "hotfix_approval"
+
+    # The requester cannot approve (the operators role), nor could they as QA (their own).
+    refused = api_client.post(
+        f"/api/v1/ci/overrides/{body['id']}/approve", {"reason": "ship it"}, format="json"
+    )
+    assert refused.status_code == 403
+
+    as_user(api_client, qa)
+    pending = api_client.get("/api/v1/ci/overrides", {"status": "pending"}).json()
+    assert [row["id"] for row in pending["results"]] == [body["id"]]
+    approved = api_client.post(
+        f"/api/v1/ci/overrides/{body['id']}/approve", {"reason": "ship it"}, format="json"
+    )
+    assert approved.status_code == 200, approved.json()
+    assert approved.json()["status"] == "approved" and approved.json()["decided_by"] == "qa-lead"
+    assert api_client.get("/api/v1/ci/overrides", {"status": "pending"}).json()["results"] == []
+    again = api_client.post(
+        f"/api/v1/ci/overrides/{body['id']}/deny", {"reason": "too late"}, format="json"
+    )
+    assert again.status_code == 409
+
+    opened = api_client.get(gate_url).json()
+    assert opened["allowed"] is True
+    assert opened["override"]["id"] == body["id"]
+
+
+def test_qa_cannot_approve_its_own_request_through_the_api(api_client, qa, itsm_endpoints):
+    failure = reported()
+    as_user(api_client, qa)
+    body = api_client.post(
+        f"/api/v1/ci/failures/{failure.pk}/overrides",
+        {"justification": JUSTIFICATION},
+        format="json",
+    ).json()
+
+    response = api_client.post(
+        f"/api/v1/ci/overrides/{body['id']}/approve", {"reason": "mine"}, format="json"
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "override_not_allowed"
+
+
+def test_the_api_deny_needs_a_reason(api_client, developer, qa, itsm_endpoints):
+    request = overrides.request_override(reported(), "hotfix", JUSTIFICATION, developer)
+    as_user(api_client, qa)
+
+    assert (
+        api_client.post(f"/api/v1/ci/overrides/{request.pk}/deny", {}, format="json").status_code
+        == 400
+    )
+    denied = api_client.post(
+        f"/api/v1/ci/overrides/{request.pk}/deny", {"reason": "fix it"}, format="json"
+    )
+    assert denied.status_code == 200 and denied.json()["status"] == "denied"
+
+
+def test_anonymous_callers_cannot_reach_the_gate_or_the_overrides(api_client, itsm_endpoints):
+    failure = reported()
+    assert api_client.get(f"/api/v1/ci/failures/{failure.pk}/gate").status_code == 401
+    assert api_client.get("/api/v1/ci/overrides").status_code == 401
