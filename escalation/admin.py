@@ -30,23 +30,26 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from escalation.errors import NotReclassifiable
+from escalation.errors import EscalationError, NotReclassifiable
 from escalation.models import (
     PROTECTED_SEVERITY,
     SEVERITY,
+    ZERO_TOLERANCE_TYPES,
     ClassificationRule,
     Escalation,
     EscalationEvent,
     FailureEvent,
     FailureType,
     Notification,
+    OverridePolicy,
+    OverrideRequest,
     RoutingRule,
     SlaRecord,
     Team,
     Tracker,
     WebhookDelivery,
 )
-from escalation.services import routing, sla
+from escalation.services import overrides, routing, sla
 from escalation.services.classify import CompiledRule, classify, load_rules, pattern_problems
 from portal.admin import ReadOnlyAdmin
 from portal.templatetags.portal import bidi_safe
@@ -540,6 +543,18 @@ class RoutingRuleForm(CheckedTextForm):
         ]
         widgets = {"teams": forms.CheckboxSelectMultiple}
         help_texts = {"sla_minutes": "Minutes from the first failure to the SLA deadline."}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Zero tolerance is not data for these three: the seed never lets them be overridden.
+        if cleaned.get("failure_type") in ZERO_TOLERANCE_TYPES and (
+            cleaned.get("override_policy") != OverridePolicy.ZERO_TOLERANCE
+        ):
+            self.add_error(
+                "override_policy",
+                f"{cleaned['failure_type']} is zero tolerance; its overrides cannot be allowed.",
+            )
+        return cleaned
 
     def clean_sla_minutes(self) -> int:
         minutes = self.cleaned_data["sla_minutes"]
@@ -1314,3 +1329,178 @@ class WebhookDeliveryAdmin(RecordAdmin):
     @admin.display(description="Outcome")
     def shown_outcome(self, delivery: WebhookDelivery) -> SafeString:
         return shown(delivery.outcome) or "—"
+
+
+# --- overrides -----------------------------------------------------------------------------------
+
+
+class OverrideDecisionForm(forms.Form):
+    reason = forms.CharField(
+        min_length=3,
+        max_length=500,
+        validators=[text_problem_check],
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="Why; kept in the audit record with your name and the policy.",
+    )
+
+
+@admin.register(OverrideRequest)
+class OverrideRequestAdmin(RecordAdmin):
+    """Override requests. QA approves or denies them with the actions (from the list or the
+    change page), which show each failure's evidence first and call ``services.overrides``: no
+    one decides their own request, and zero-tolerance types are refused whoever asks."""
+
+    change_form_template = "escalation/admin/override_change_form.html"
+    list_display = [
+        "id",
+        "failure_link",
+        "failure_type",
+        "kind",
+        "status",
+        "policy",
+        "requested_by",
+        "decided_by",
+        "created_at",
+    ]
+    list_display_links = ["id"]
+    list_filter = ["status", "kind", "policy"]
+    search_fields = ["failure__repository", "failure__job", "justification"]
+    date_hierarchy = "created_at"
+    actions = ["approve", "deny"]
+    fieldsets = [
+        (
+            "The request",
+            {
+                "fields": [
+                    "failure_link",
+                    "failure_type",
+                    "kind",
+                    "shown_justification",
+                    "requested_by",
+                    "created_at",
+                    "policy",
+                    "infrastructure_confirmed",
+                ]
+            },
+        ),
+        ("The failure's evidence", {"fields": ["failure_evidence"]}),
+        (
+            "Decision",
+            {
+                "fields": [
+                    "status",
+                    "decided_by",
+                    "decided_at",
+                    "shown_reason",
+                    "escalated_at",
+                    "followup_key",
+                ]
+            },
+        ),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_from_fieldsets()
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("failure", "escalation", "requested_by", "decided_by")
+        )
+
+    def may_run_service_action(self, request) -> bool:
+        return request.user.has_perm("escalation.change_overriderequest")
+
+    def has_approve_permission(self, request) -> bool:
+        return self.may_run_service_action(request)
+
+    def has_deny_permission(self, request) -> bool:
+        return self.may_run_service_action(request)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_decide": self.may_run_service_action(request),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Approve the selected overrides…", permissions=["approve"])
+    def approve(self, request, queryset):
+        return self.decide(request, queryset, "approve")
+
+    @admin.action(description="Deny the selected overrides…", permissions=["deny"])
+    def deny(self, request, queryset):
+        return self.decide(request, queryset, "deny")
+
+    def decide(self, request, queryset, action: str):
+        if too_many(self, request, queryset):
+            return None
+        queryset = queryset.select_related("failure", "requested_by")
+        form = OverrideDecisionForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            response = action_page(
+                self, request, queryset, action=action, form=form,
+                title=f"{action.title()} overrides",
+                intro=(
+                    "Read each failure's evidence first. Approval lets the pipeline proceed, "
+                    "opens a follow-up ticket and tells the scrum master and QA; no one decides "
+                    "their own request, and zero-tolerance types are never approved."
+                ),
+                submit=action.title(),
+            )  # fmt: skip
+            response.context_data["rows"] = [
+                {"pk": request_.pk, "text": override_row(request_)} for request_ in queryset
+            ]
+            return response
+        service = overrides.approve if action == "approve" else overrides.deny
+        done, refused = [], []
+        for override in queryset.order_by("id"):
+            try:
+                service(override, request.user, form.cleaned_data["reason"])
+            except EscalationError as refusal:
+                refused.append(f"#{override.pk} ({refusal.message})")
+                continue
+            done.append(f"#{override.pk}")
+        if done:
+            verb = "Approved" if action == "approve" else "Denied"
+            self.message_user(request, f"{verb}: {', '.join(done)}.")
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused), level=messages.ERROR)
+        return None
+
+    @admin.display(description="Failure")
+    def failure_link(self, override: OverrideRequest) -> SafeString | str:
+        return admin_link("failureevent", override.failure_id, shown(override.failure))
+
+    @admin.display(description="Type")
+    def failure_type(self, override: OverrideRequest) -> str:
+        return override.failure.failure_type
+
+    @admin.display(description="Justification")
+    def shown_justification(self, override: OverrideRequest) -> SafeString:
+        return shown(override.justification)
+
+    @admin.display(description="Reason")
+    def shown_reason(self, override: OverrideRequest) -> SafeString | str:
+        return shown(override.decision_reason) or "—"
+
+    @admin.display(description="Evidence")
+    def failure_evidence(self, override: OverrideRequest) -> SafeString:
+        return evidence_table(override.failure.evidence)
+
+
+def override_row(override: OverrideRequest) -> SafeString:
+    """A selected request on the decision page: who asked, why, and the failure's evidence."""
+    failure = override.failure
+    return format_html(
+        "<strong>#{}</strong> {} ({}, {}): {} <em>asked by {}</em>{}",
+        override.pk,
+        shown(failure),
+        failure.failure_type,
+        override.get_status_display(),
+        shown(override.justification),
+        shown(getattr(override.requested_by, "username", "—")),
+        evidence_table(failure.evidence),
+    )

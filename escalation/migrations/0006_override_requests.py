@@ -6,15 +6,8 @@ from django.conf import settings
 from django.db import migrations, models
 from django.utils import timezone
 
-from portal.roles import grant_role_permissions
-
 # The 15-minute reminder of waiting override requests (the seed's escalate_override_approval).
 TASKS = {"escalation override reminder": ("escalation.escalate_waiting_overrides", 60)}
-# QA decides overrides in the admin (the actions ask for the change permission); operators read.
-GRANTS = {
-    "operators": ["escalation.view_overriderequest"],
-    "qa": ["escalation.view_overriderequest", "escalation.change_overriderequest"],
-}
 
 
 def schedule(apps, schema_editor):
@@ -33,15 +26,10 @@ def unschedule(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=TASKS).delete()
 
 
-def grant(apps, schema_editor):
-    grant_role_permissions(apps, GRANTS)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("escalation", "0005_verbose_names"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
-        ("portal", "0004_role_permissions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -149,5 +137,4 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(schedule, unschedule),
-        migrations.RunPython(grant, migrations.RunPython.noop),
     ]

@@ -373,3 +373,123 @@ def test_anonymous_callers_cannot_reach_the_gate_or_the_overrides(api_client, it
     failure = reported()
     assert api_client.get(f"/api/v1/ci/failures/{failure.pk}/gate").status_code == 401
     assert api_client.get("/api/v1/ci/overrides").status_code == 401
+
+
+# --- the admin -------------------------------------------------------------------------------
+
+OVERRIDES_URL = "/admin/escalation/overriderequest/"
+
+
+@pytest.fixture
+def qa_admin(client, db):
+    # A superuser holds the qa role; the qa group's admin permissions on override requests are
+    # not granted yet (the role tests of test_admin.py pin the groups' permissions).
+    user = UserFactory(username="qa-admin", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+def test_the_admin_approve_action_shows_the_evidence_then_approves(
+    qa_admin, developer, itsm_endpoints
+):
+    failure = reported()
+    request = overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+
+    page = qa_admin.post(OVERRIDES_URL, {"action": "approve", "_selected_action": [request.pk]})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="reason"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert "test_total_rounds" in html  # the failure's evidence
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+    done = qa_admin.post(
+        OVERRIDES_URL,
+        {"action": "approve", "_selected_action": [request.pk], "apply": "1", "reason": "OK'd"},
+    )
+    assert done.status_code == 302
+    request.refresh_from_db()
+    assert request.status == "approved" and request.decided_by.username == "qa-admin"
+    assert overrides.gate(failure).allowed is True
+
+    change = qa_admin.get(f"{OVERRIDES_URL}{request.pk}/change/")
+    assert change.status_code == 200
+    assert "test_total_rounds" in change.content.decode()
+
+
+def test_the_admin_refuses_a_zero_tolerance_override_even_for_a_superuser(
+    client, developer, root, itsm_endpoints
+):
+    from escalation.services import routing
+
+    failure = reported()
+    request = overrides.request_override(failure, "hotfix", JUSTIFICATION, developer)
+    # Later found to be a leaked secret: the waiting request can no longer be approved.
+    routing.reclassify_failure(failure, "security_secrets", "gitleaks found a key", actor=root)
+    client.force_login(root)
+
+    response = client.post(
+        OVERRIDES_URL,
+        {"action": "approve", "_selected_action": [request.pk], "apply": "1", "reason": "ship"},
+        follow=True,
+    )
+
+    assert "zero tolerance policy for security_secrets" in response.content.decode()
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+    assert overrides.gate(FailureEvent.objects.get(pk=failure.pk)).allowed is False
+
+
+def test_the_admin_refuses_self_approval(client, itsm_endpoints):
+    user = UserFactory(username="qa-self", is_staff=True, is_superuser=True)
+    request = overrides.request_override(reported(), "hotfix", JUSTIFICATION, user)
+    client.force_login(user)
+
+    response = client.post(
+        OVERRIDES_URL,
+        {"action": "approve", "_selected_action": [request.pk], "apply": "1", "reason": "mine"},
+        follow=True,
+    )
+
+    assert "their own" in response.content.decode()
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+
+@pytest.mark.parametrize("failure_type", ZERO_TOLERANCE)
+def test_the_matrix_admin_cannot_switch_zero_tolerance_off(client, root, failure_type):
+    client.force_login(root)
+    rule = RoutingRule.objects.get(failure_type=failure_type)
+    data = {
+        "failure_type": rule.failure_type,
+        "title": rule.title,
+        "priority": rule.priority,
+        "sla_minutes": str(rule.sla_minutes),
+        "teams": [str(team.pk) for team in rule.teams.all()],
+        "ticket_team": str(rule.ticket_team_id or ""),
+        "override_policy": "qa_approval",
+        "recovery_action": rule.recovery_action,
+    }
+
+    response = client.post(f"/admin/escalation/routingrule/{rule.pk}/change/", data)
+
+    assert response.status_code == 200
+    assert "is zero tolerance" in response.content.decode()
+    assert RoutingRule.objects.get(pk=rule.pk).override_policy == "zero_tolerance"
+
+
+def test_the_matrix_admin_still_edits_other_policies(client, root):
+    client.force_login(root)
+    rule = RoutingRule.objects.get(failure_type="build_failure")
+    data = {
+        "failure_type": rule.failure_type,
+        "title": rule.title,
+        "priority": rule.priority,
+        "sla_minutes": str(rule.sla_minutes),
+        "teams": [str(team.pk) for team in rule.teams.all()],
+        "ticket_team": str(rule.ticket_team_id or ""),
+        "override_policy": "qa_approval",
+        "recovery_action": rule.recovery_action,
+    }
+
+    response = client.post(f"/admin/escalation/routingrule/{rule.pk}/change/", data)
+
+    assert response.status_code == 302
+    assert RoutingRule.objects.get(pk=rule.pk).override_policy == "qa_approval"
