@@ -11,6 +11,19 @@ urlpatterns = [
     path("failures/", views.FailureListView.as_view(), name="failure-list"),
     path("failures/<int:pk>/", views.FailureDetailView.as_view(), name="failure-detail"),
     path("failures/<int:pk>/reclassify", views.ReclassifyView.as_view(), name="failure-reclassify"),
+    path(
+        "failures/<int:pk>/override", views.OverrideRequestView.as_view(), name="failure-override"
+    ),
+    path(
+        "overrides/<int:pk>/approve",
+        views.OverrideDecisionView.as_view(decision="approve"),
+        name="override-approve",
+    ),
+    path(
+        "overrides/<int:pk>/deny",
+        views.OverrideDecisionView.as_view(decision="deny"),
+        name="override-deny",
+    ),
     path("escalations/", views.EscalationListView.as_view(), name="escalation-list"),
     path("escalations/<int:pk>/", views.EscalationDetailView.as_view(), name="escalation-detail"),
     path("escalations/<int:pk>/resolve", views.ResolveView.as_view(), name="escalation-resolve"),

@@ -13,10 +13,12 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import Prefetch, Q
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import DetailView, TemplateView
 
+from escalation.errors import EscalationError
 from escalation.filters import EscalationFilterSet, FailureFilterSet
 from escalation.models import (
     Escalation,
@@ -24,11 +26,12 @@ from escalation.models import (
     FailureEvent,
     FailureType,
     Notification,
+    OverrideRequest,
     SlaRecord,
 )
-from escalation.services import ingest, routing, sla
+from escalation.services import ingest, overrides, routing, sla
 from portal.pages import Column, FilteredListView
-from portal.roles import OPERATORS, QA, RoleRequiredMixin
+from portal.roles import OPERATORS, QA, QARequiredMixin, RoleRequiredMixin, user_has_role
 
 
 class TriageRequiredMixin(RoleRequiredMixin):
@@ -152,6 +155,13 @@ class FailureDetailView(TriageRequiredMixin, DetailView):
             context.update(escalation_context(failure.escalation))
         context["failure_events"] = failure.events.select_related("actor").order_by("at", "id")
         context["failure_types"] = FailureType.choices
+        context["override_policy"] = overrides.policy_of(failure)
+        context["override_requests"] = failure.override_requests.select_related(
+            "requested_by", "decided_by"
+        )
+        context["override_kinds"] = OverrideRequest.Kind.choices
+        context["gate"] = overrides.gate(failure)
+        context["can_decide_overrides"] = user_has_role(self.request.user, QA)
         return context
 
 
@@ -188,6 +198,48 @@ class ReclassifyView(TriageRequiredMixin, View):
             request, f"Reclassified as {new_type}; it is now in escalation #{escalation.pk}."
         )
         return redirect("escalation:failure-detail", pk=failure.pk)
+
+
+class OverrideRequestView(TriageRequiredMixin, View):
+    """The failure page's override request form (POST, with CSRF)."""
+
+    def post(self, request, pk: int):
+        failure = get_object_or_404(FailureEvent.objects.select_related("escalation"), pk=pk)
+        try:
+            created = overrides.request_override(
+                failure,
+                request.POST.get("kind", OverrideRequest.Kind.HOTFIX),
+                request.POST.get("justification", ""),
+                request.user,
+            )
+        except EscalationError as refusal:
+            messages.error(request, refusal.message)
+        else:
+            messages.success(
+                request, f"Override #{created.pk} requested ({created.get_status_display()})."
+            )
+        return redirect(f"{failure_page(failure)}#override")
+
+
+class OverrideDecisionView(QARequiredMixin, View):
+    """QA's approve and deny buttons on the failure page (POST, with CSRF)."""
+
+    decision = ""
+
+    def post(self, request, pk: int):
+        override = get_object_or_404(OverrideRequest.objects.select_related("failure"), pk=pk)
+        decide = overrides.approve if self.decision == "approve" else overrides.deny
+        try:
+            decide(override, request.user, request.POST.get("reason", ""))
+        except EscalationError as refusal:
+            messages.error(request, refusal.message)
+        else:
+            messages.success(request, f"Override #{override.pk} {override.status}.")
+        return redirect(f"{failure_page(override.failure)}#override")
+
+
+def failure_page(failure: FailureEvent) -> str:
+    return reverse("escalation:failure-detail", args=[failure.pk])
 
 
 class ResolveView(TriageRequiredMixin, View):

@@ -493,3 +493,61 @@ def test_the_matrix_admin_still_edits_other_policies(client, root):
 
     assert response.status_code == 302
     assert RoutingRule.objects.get(pk=rule.pk).override_policy == "qa_approval"
+
+
+# --- the failure page ------------------------------------------------------------------------
+
+
+def test_the_failure_page_requests_and_qa_approves_with_csrf(client, developer, qa, itsm_endpoints):
+    failure = reported()
+    page = f"/ci/failures/{failure.pk}/"
+    client.force_login(developer)
+    assert 'id="override-request"' in client.get(page).content.decode()
+
+    response = client.post(
+        f"/ci/failures/{failure.pk}/override",
+        {"kind": "hotfix", "justification": JUSTIFICATION},
+        follow=True,
+    )
+    assert response.status_code == 200
+    request = OverrideRequest.objects.get(failure=failure)
+    assert request.requested_by == developer
+    html = response.content.decode()
+    assert f'id="override-{request.pk}"' in html
+    assert "/approve" not in html  # the requester (an operator) gets no buttons
+    assert client.post(f"/ci/overrides/{request.pk}/approve", {"reason": "mine"}).status_code == 403
+
+    client.force_login(qa)
+    assert f"/ci/overrides/{request.pk}/approve" in client.get(page).content.decode()
+    client.post(f"/ci/overrides/{request.pk}/approve", {"reason": "hotfix agreed"})
+    request.refresh_from_db()
+    assert request.status == "approved" and request.decided_by == qa
+    assert "Pipeline gate" in (shown := client.get(page).content.decode())
+    assert "approved by qa-lead" in shown
+
+
+def test_the_failure_page_says_why_a_secret_cannot_be_overridden(client, developer, itsm_endpoints):
+    failure = reported(GITLEAKS_LOG)
+    client.force_login(developer)
+
+    assert 'id="override-request"' not in client.get(f"/ci/failures/{failure.pk}/").content.decode()
+    response = client.post(
+        f"/ci/failures/{failure.pk}/override",
+        {"kind": "hotfix", "justification": JUSTIFICATION},
+        follow=True,
+    )
+    assert "zero tolerance policy for security_secrets" in response.content.decode()
+    assert not OverrideRequest.objects.exists()
+
+
+def test_the_page_forms_need_a_csrf_token(developer, qa, itsm_endpoints):
+    from django.test import Client
+
+    failure = reported()
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(developer)
+    response = strict.post(
+        f"/ci/failures/{failure.pk}/override", {"kind": "hotfix", "justification": JUSTIFICATION}
+    )
+    assert response.status_code == 403
+    assert not OverrideRequest.objects.exists()
