@@ -1350,6 +1350,8 @@ class OverrideRequestAdmin(RecordAdmin):
     change page), which show each failure's evidence first and call ``services.overrides``: no
     one decides their own request, and zero-tolerance types are refused whoever asks."""
 
+    service_action = "decide"  # the change page's Approve…/Deny… buttons
+
     change_form_template = "escalation/admin/override_change_form.html"
     list_display = [
         "id",
@@ -1409,22 +1411,11 @@ class OverrideRequestAdmin(RecordAdmin):
             .select_related("failure", "escalation", "requested_by", "decided_by")
         )
 
-    def may_run_service_action(self, request) -> bool:
-        return request.user.has_perm("escalation.change_overriderequest")
-
     def has_approve_permission(self, request) -> bool:
         return self.may_run_service_action(request)
 
     def has_deny_permission(self, request) -> bool:
         return self.may_run_service_action(request)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_decide": self.may_run_service_action(request),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Approve the selected overrides…", permissions=["approve"])
     def approve(self, request, queryset):

@@ -547,6 +547,7 @@ CHANGELISTS = [
     "notification",
     "escalationevent",
     "webhookdelivery",
+    "overriderequest",
 ]
 
 
@@ -578,18 +579,27 @@ def test_changelists_answer_in_a_bounded_number_of_queries(
 # --- roles (migration 0004) ----------------------------------------------------------------------
 
 GRANTS = importlib.import_module("escalation.migrations.0004_role_permissions")
-OPERATOR_MODELS = {"failureevent", "escalation", "slarecord", "notification", "escalationevent"}
+OVERRIDE_GRANTS = importlib.import_module("escalation.migrations.0007_override_permissions")
+OPERATOR_MODELS = {
+    "failureevent",
+    "escalation",
+    "slarecord",
+    "notification",
+    "escalationevent",
+    "overriderequest",
+}
 ALL_MODELS = set(CHANGELISTS)
 
 
 @pytest.fixture
 def role_permissions(db):
-    """The grants of migration 0004 (idempotent), also after a ``transactional_db`` test flushed
-    them."""
+    """The grants of migrations 0004 and 0007 (idempotent), also after a ``transactional_db`` test
+    flushed them."""
     state = MigrationExecutor(connection).loader.project_state(
-        ("escalation", "0004_role_permissions")
+        ("escalation", "0007_override_permissions")
     )
     GRANTS.grant(state.apps, None)
+    OVERRIDE_GRANTS.grant(state.apps, None)
 
 
 def escalation_codenames(role: str) -> set[str]:
@@ -633,6 +643,7 @@ def test_qa_views_everything_edits_classification_and_routing_and_may_run_the_ac
         "change_routingrule",
         "change_failureevent",
         "change_escalation",
+        "change_overriderequest",
     }
 
 
@@ -747,3 +758,21 @@ def test_an_operator_reads_the_records_and_changes_nothing(role_permissions):
     escalation.refresh_from_db()
     assert (failure.failure_type, escalation.status) == ("test_failure", "open")
     assert not EscalationEvent.objects.filter(kind__in=["reclassified", "resolved"]).exists()
+
+
+def test_qa_decides_overrides_in_the_admin_and_operators_only_see_them(role_permissions):
+    from escalation.models import OverrideRequest
+
+    failure = reported()
+    OverrideRequest.objects.create(
+        failure=failure, escalation=failure.escalation, justification="hotfix for the release",
+        requested_by=UserFactory(username="requester"), policy="hotfix_approval",
+    )  # fmt: skip
+    qa, operator = staff_client("qa"), staff_client("operators")
+
+    assert "overriderequest" in admin_models(qa)
+    assert "overriderequest" in admin_models(operator)
+    qa_page = qa.get("/admin/escalation/overriderequest/").content.decode()
+    operator_page = operator.get("/admin/escalation/overriderequest/").content.decode()
+    assert 'value="approve"' in qa_page and 'value="deny"' in qa_page
+    assert 'value="approve"' not in operator_page
