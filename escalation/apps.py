@@ -12,6 +12,9 @@ class EscalationConfig(AppConfig):
         from escalation.models import FailureType
         from escalation.services import notifications, reports, routing  # noqa: F401
         from portal.metrics import register_scrape_collector
+        from portal.overview import register_overview_section
+        from portal.roles import OPERATORS, QA
 
         metrics.initialise_series(list(FailureType.values))
         register_scrape_collector(metrics.OpenEscalationsCollector(reports.open_by_type))
+        register_overview_section(reports.overview_section, roles=(OPERATORS, QA))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Prefetch, Q
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -26,10 +26,11 @@ from escalation.models import (
     FailureEvent,
     FailureType,
     Notification,
+    OverridePolicy,
     OverrideRequest,
     SlaRecord,
 )
-from escalation.services import ingest, overrides, routing, sla
+from escalation.services import ingest, overrides, reports, routing, sla
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, QARequiredMixin, RoleRequiredMixin, user_has_role
 
@@ -56,8 +57,8 @@ def sla_view(record: SlaRecord | None, now=None) -> dict[str, Any] | None:
 
 
 class CiHealthView(TriageRequiredMixin, TemplateView):
-    """Open escalations by urgency, with their SLA counting down (the seed's dashboard; issue 10
-    adds the categories, overrides and reports)."""
+    """The seed's CI health dashboard: open escalations by category with an urgent marker, and
+    the SLA list (most urgent first) with its countdown, owner, details and override buttons."""
 
     template_name = "escalation/ci_health.html"
 
@@ -68,10 +69,33 @@ class CiHealthView(TriageRequiredMixin, TemplateView):
             Escalation.objects.filter(status=Escalation.Status.OPEN)
             .select_related("sla")
             .prefetch_related("teams")
+            .annotate(
+                latest_failure_id=Subquery(
+                    FailureEvent.objects.filter(escalation=OuterRef("pk"))
+                    .order_by("-created_at", "-id")
+                    .values("id")[:1]
+                )
+            )
             .order_by("sla__deadline", "-last_seen_at")[:200]
         )
-        rows = [{"escalation": e, "sla": sla_view(sla.record_of(e), now)} for e in open_escalations]
+        latest = FailureEvent.objects.select_related("escalation").in_bulk(
+            [e.latest_failure_id for e in open_escalations if e.latest_failure_id]
+        )
+        rows = []
+        for escalation in open_escalations:
+            failure = latest.get(escalation.latest_failure_id)
+            rows.append(
+                {
+                    "escalation": escalation,
+                    "sla": sla_view(sla.record_of(escalation), now),
+                    "failure": failure,
+                    # The button only where a request could succeed: never for zero tolerance.
+                    "can_override": failure is not None
+                    and overrides.policy_of(failure) != OverridePolicy.ZERO_TOLERANCE,
+                }
+            )
         context.update(
+            categories=reports.open_by_category(now),
             rows=rows,
             open_count=len(rows),
             urgent_count=sum(1 for row in rows if row["sla"] and row["sla"]["urgent"]),

@@ -15,6 +15,7 @@ from django.views.generic import TemplateView
 
 from portal.api.errors import api_not_found, api_server_error, envelope
 from portal.celery import app as celery_app
+from portal.overview import overview_sections
 from portal.roles import user_roles
 from portal.services.status import status_snapshot
 
@@ -28,6 +29,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["status"] = status_snapshot()
         context["roles"] = sorted(user_roles(self.request.user))
+        context["overview_sections"] = overview_sections(self.request.user)
         return context
 
 
