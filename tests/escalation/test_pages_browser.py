@@ -1,6 +1,7 @@
 """The CI pages in a real browser (Debian chromium) against uvicorn serving the portal's ASGI
-application: a new failure appears without a reload (pushed over /ws/ci/), and the SLA countdown
-moves."""
+application: a new failure appears without a reload (pushed over /ws/ci/) in the list and in the
+dashboard's counts, the SLA countdown moves, and the dashboard's override button leads to the
+request form."""
 
 from __future__ import annotations
 
@@ -76,3 +77,32 @@ def test_the_sla_countdown_moves_on_the_failure_page(ci_page):
     first = countdown.inner_text()
 
     expect(countdown).not_to_have_text(first, timeout=5_000)
+
+
+def test_the_dashboard_counts_a_new_failure_without_a_reload(ci_page):
+    ci_page.goto("/ci/")
+    expect(ci_page.locator("[data-live-state]").first).to_have_text("connected", timeout=10_000)
+    expect(ci_page.locator("#test_failure-count")).to_have_text("0")
+    ci_page.evaluate("window.sameDocument = true")  # gone if the page reloaded
+
+    created = reported("79")
+
+    expect(ci_page.locator("#test_failure-count")).to_have_text("1", timeout=10_000)
+    row = ci_page.locator(f'tr[data-escalation="{created.escalation_id}"]')
+    expect(row).to_contain_text("Test failure")
+    expect(row.locator(".countdown")).to_have_text(re.compile(r"^3 h 59 min \d+ s left$"))
+    assert ci_page.evaluate("window.sameDocument") is True
+
+
+def test_the_dashboard_override_button_leads_to_the_request_form(ci_page):
+    created = reported("80")
+    ci_page.goto("/ci/")
+
+    ci_page.get_by_role("link", name="Request override").click()
+
+    expect(ci_page).to_have_url(re.compile(rf"/ci/failures/{created.pk}/#override$"))
+    form = ci_page.locator("#override-request")
+    expect(form).to_be_visible()
+    form.get_by_label("Justification").fill("hotfix for the release, tests fixed upstream")
+    form.get_by_role("button", name="Request override").click()
+    expect(ci_page.locator("#override-requests")).to_contain_text("Pending")
