@@ -460,3 +460,51 @@ class OverrideRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Override #{self.pk} of failure {self.failure_id}: {self.status}"
+
+
+class RecoveryAttempt(models.Model):
+    """One try of an escalation's recovery action (seed 004's ``attempt_auto_recovery`` and
+    ``intelligent_retry``), scheduled with exponential backoff, run once, and its outcome.
+    Changed only through ``services.recovery``."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        RUNNING = "running", "Running (waiting for its outcome)"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled (escalation resolved)"
+
+    escalation = models.ForeignKey(
+        Escalation, on_delete=models.CASCADE, related_name="recovery_attempts"
+    )
+    failure = models.ForeignKey(
+        FailureEvent, on_delete=models.CASCADE, related_name="recovery_attempts"
+    )
+    action = models.CharField(max_length=30, choices=RecoveryAction.choices)
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.SCHEDULED, db_index=True
+    )
+    detail = models.CharField(max_length=500, blank=True)
+    scheduled_for = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["escalation_id", "attempt"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["escalation", "attempt"], name="one_recovery_attempt_per_number"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["scheduled_for"],
+                condition=models.Q(status="scheduled"),
+                name="recovery_scheduled_by_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Recovery {self.attempt} ({self.action}) of escalation {self.escalation_id}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import overrides, sla, webhooks
+from escalation.services import overrides, recovery, sla, webhooks
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -25,6 +25,24 @@ def refresh_trackers() -> int:
 @shared_task(name="escalation.escalate_waiting_overrides", ignore_result=True, soft_time_limit=50)
 def escalate_waiting_overrides() -> int:
     return overrides.escalate_waiting_overrides()
+
+
+@shared_task(name="escalation.run_due_recoveries", ignore_result=True, soft_time_limit=50)
+def run_due_recoveries() -> int:
+    return len(recovery.run_due())
+
+
+# A database probe may wait its 5 s timeout: each attempt runs in its own task.
+@shared_task(name="escalation.run_recovery_attempt", ignore_result=True, soft_time_limit=60)
+def run_recovery_attempt(attempt_id: int) -> str:
+    return recovery.execute(attempt_id)
+
+
+def queue_recovery(attempt_id: int) -> None:
+    run_recovery_attempt.delay(attempt_id)
+
+
+recovery.set_dispatcher(queue_recovery)
 
 
 def queue_misses(record_ids: list[int]) -> None:

@@ -390,6 +390,10 @@ GITLAB_WEBHOOK_TOKEN = os.environ.get("GITLAB_WEBHOOK_TOKEN", "")
 # The largest CI log accepted inline or as an upload (413 beyond); the portal reads it as a
 # stream and keeps only the evidence and an excerpt.
 ESCALATION_MAX_LOG_BYTES = int(os.environ.get("ESCALATION_MAX_LOG_BYTES", str(256 * 1024 * 1024)))
+# Recovery actions (docs/escalation.md, "Recovery and retry"): tries per escalation, with backoff
+# 60 s, 120 s, 240 s ...; the database probe's target (postgres://...; unset: the probe fails).
+ESCALATION_RECOVERY_MAX_ATTEMPTS = int(os.environ.get("ESCALATION_RECOVERY_MAX_ATTEMPTS", "3"))
+ESCALATION_DATABASE_PROBE_URL = os.environ.get("ESCALATION_DATABASE_PROBE_URL", "")
 
 # --- How the apps plug in -------------------------------------------------------------------
 # The portal imports no app (DESIGN.md): their URL modules are named here and included by

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from escalation import metrics
 from escalation.models import ClassificationRule, Escalation, FailureEvent
-from escalation.services import audit, routing, sla
+from escalation.services import audit, recovery, routing, sla
 from escalation.services.classify import (
     Classification,
     CompiledRule,
@@ -110,6 +110,7 @@ def report_failure(
                 routing.attach(existing, failure)
             else:
                 routing.open_or_attach_escalation(failure)
+            recovery.job_failed(failure)  # a re-run that failed again
     except IntegrityError:
         # The same job reported twice at once: the other request recorded it.
         found = find_reported(report)
@@ -199,6 +200,7 @@ def record_job_passed(
                 escalation=failure.escalation,
                 failure=failure,
             )
+        recovery.job_passed(marked, run_attempt, now=now)
         for escalation in {f.escalation for f in marked if f.escalation is not None}:
             still_failing = escalation.failures.exclude(status=FailureEvent.Status.FLAKY)
             if escalation.status == Escalation.Status.OPEN and not still_failing.exists():

@@ -24,7 +24,7 @@ from escalation.models import (
     Team,
     Tracker,
 )
-from escalation.services import audit, notifications, sla
+from escalation.services import audit, notifications, recovery, sla
 
 logger = logging.getLogger("escalation.routing")
 
@@ -136,6 +136,7 @@ def open_escalation(failure: FailureEvent) -> Escalation:
         data={"routing": routing},
     )
     notifications.notify_opened(escalation, failure)
+    recovery.schedule_first(escalation, failure)
     metrics.ESCALATIONS_OPENED.labels(failure_type=escalation.failure_type).inc()
     return escalation
 
