@@ -185,15 +185,18 @@ def _rerun(attempt: RecoveryAttempt, now: datetime | None) -> str:
         return attempt.status
     owner, repo, run_id = run
     with transaction.atomic():
-        # One re-run per attempt, whatever the retries of the delivery.
+        # One re-run per attempt, whatever the redeliveries of this task: the first run marks it
+        # queued (a conditional UPDATE); the outbox's key covers the retries of the delivery.
+        queued = RecoveryAttempt.objects.filter(
+            pk=attempt.pk, status=Status.RUNNING, detail=""
+        ).update(detail=f"re-run of run {run_id} queued")
+        if not queued:
+            return Status.RUNNING
         public.enqueue(
             RERUN_KIND,
             "github",
             {"owner": owner, "repo": repo, "run_id": run_id},
             idempotency_key=f"esc:{attempt.escalation_id}:recovery:{attempt.attempt}:rerun",
-        )
-        RecoveryAttempt.objects.filter(pk=attempt.pk).update(
-            detail=f"re-run of run {run_id} queued"
         )
         audit.record(
             "recovery_started",

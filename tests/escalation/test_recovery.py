@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from escalation.models import Escalation, EscalationEvent, FailureEvent, Notification
 from escalation.models import RecoveryAttempt as Attempt
-from escalation.services import ingest, recovery
+from escalation.services import ingest, recovery, sla
 from itsm.models import OutboxMessage
 from tests.itsm.deliveries import sweep_now
 
@@ -208,3 +208,32 @@ def test_a_due_attempt_is_claimed_exactly_once(itsm_endpoints):
 def test_an_escalation_without_a_recovery_action_schedules_nothing(itsm_endpoints):
     fail_job("tests/test_x.py::test_y FAILED\nAssertionError: test failed\n")
     assert not Attempt.objects.exists()
+
+
+def test_an_attempt_due_after_its_escalation_was_resolved_is_cancelled(itsm_endpoints, fakes):
+    with time_machine.travel(T0, tick=False) as clock:
+        failure = fail_job(RUNNER_LOG)
+        sla.resolve(failure.escalation, "fixed by hand")
+        clock.shift(60)
+        recovery.run_due()
+        sweep_now()
+
+    attempt = Attempt.objects.get()
+    assert attempt.status == Attempt.Status.CANCELLED
+    assert fakes.state("github")["reruns"] == []
+    assert not OutboxMessage.objects.filter(kind="github.rerun").exists()
+
+
+def test_the_workers_task_runs_a_claimed_attempt_once(itsm_endpoints):
+    from escalation import tasks
+
+    with time_machine.travel(T0, tick=False) as clock:
+        fail_job(RUNNER_LOG)
+        attempt = Attempt.objects.get()
+        clock.shift(60)
+        assert recovery.claim(attempt.pk, timezone.now())
+        assert tasks.run_recovery_attempt(attempt.pk) == Attempt.Status.RUNNING
+        tasks.run_recovery_attempt(attempt.pk)  # a redelivered task changes nothing
+
+    assert OutboxMessage.objects.filter(kind="github.rerun").count() == 1
+    assert EscalationEvent.objects.filter(kind="recovery_started").count() == 1
