@@ -99,8 +99,11 @@ class CiHealthView(TriageRequiredMixin, TemplateView):
             rows=rows,
             open_count=len(rows),
             urgent_count=sum(1 for row in rows if row["sla"] and row["sla"]["urgent"]),
+            # "Today" in the portal's time zone, as the overview's breaches today.
             failures_today=FailureEvent.objects.filter(
-                created_at__gte=now.replace(hour=0, minute=0, second=0, microsecond=0)
+                created_at__gte=timezone.localtime(now).replace(
+                    hour=0, minute=0, second=0, microsecond=0
+                )
             ).count(),
         )
         return context
