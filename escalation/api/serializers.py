@@ -200,7 +200,10 @@ class OverrideDecisionSerializer(serializers.Serializer):
 class OverrideRequestSerializer(serializers.ModelSerializer):
     status = OverrideStatusField(read_only=True)
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )  # null until decided
+    followup_url = serializers.CharField(read_only=True)  # empty until the ticket exists
     failure_type = serializers.CharField(source="failure.failure_type", read_only=True)
     repository = serializers.CharField(source="failure.repository", read_only=True)
 

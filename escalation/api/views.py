@@ -109,7 +109,13 @@ class FailureViewSet(viewsets.ReadOnlyModelViewSet):
         answer = FailureSerializer(failure, context={"request": request}).data
         return Response(answer, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=ReclassifySerializer, responses=EscalationSerializer)
+    @extend_schema(
+        request=ReclassifySerializer,
+        responses={
+            200: EscalationSerializer,
+            409: OpenApiResponse(description="The same type, or a flaky or resolved failure"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def reclassify(self, request, pk=None):
         """The seed's reclassify_failure: a new type with a justification; re-routed, audited."""
