@@ -26,7 +26,10 @@ def record(
     failure: FailureEvent | None = None,
     actor: Any = None,
     data: dict[str, Any] | None = None,
+    push: bool = True,
 ) -> EscalationEvent:
+    """Writes the timeline row and, after commit, pushes a hint to the open CI pages (``push=False``
+    when another record of the same transaction pushes one anyway)."""
     event = EscalationEvent.objects.create(
         escalation=escalation,
         failure=failure,
@@ -41,7 +44,8 @@ def record(
         "escalation": escalation.pk if escalation else None,
         "failure": failure.pk if failure else None,
     }
-    transaction.on_commit(lambda: publish(hint), robust=True)
+    if push:
+        transaction.on_commit(lambda: publish(hint), robust=True)
     return event
 
 

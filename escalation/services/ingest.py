@@ -170,6 +170,7 @@ def _create(
         failure=failure,
         actor=user,
         data={"rule": result.rule_name, "evidence": failure.evidence[:5]},
+        push=False,  # the "opened" or "grouped" record of the same transaction pushes one
     )
     return failure
 

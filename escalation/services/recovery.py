@@ -296,6 +296,8 @@ def job_passed(
 
 def job_failed(failure: FailureEvent, *, now: datetime | None = None) -> int:
     """Hook of ``ingest.report_failure``: a later attempt of a re-run job failed again."""
+    if failure.run_attempt <= 1:
+        return 0  # a first attempt re-runs nothing: no query on the common path
     count = 0
     attempts = RecoveryAttempt.objects.select_related("escalation", "failure").filter(
         status=Status.RUNNING,
