@@ -122,8 +122,11 @@ class RecordAdmin(BidiSafeTitleMixin, ReadOnlyAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def readonly_from_fieldsets(self) -> list[str]:
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
+    def get_readonly_fields(self, request, obj=None):
+        """Every field a record admin shows is read-only: those of its fieldsets when it has them."""
+        if self.fieldsets:
+            return [name for _title, options in self.fieldsets for name in options["fields"]]
+        return super().get_readonly_fields(request, obj)
 
     def may_run_service_action(self, request) -> bool:
         return request.user.has_perm(f"escalation.change_{self.model._meta.model_name}")
@@ -711,9 +714,6 @@ class FailureEventAdmin(RecordAdmin):
         ("Escalation", {"fields": ["escalation_link", "status", "failure_timeline"]}),
     ]
 
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_from_fieldsets()
-
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("reported_by")
 
@@ -951,9 +951,6 @@ class EscalationAdmin(RecordAdmin):
         ("Notifications", {"fields": ["notification_table"]}),
         ("Timeline", {"fields": ["timeline"]}),
     ]
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_from_fieldsets()
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("teams")
@@ -1400,9 +1397,6 @@ class OverrideRequestAdmin(RecordAdmin):
             },
         ),
     ]
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_from_fieldsets()
 
     def get_queryset(self, request):
         return (

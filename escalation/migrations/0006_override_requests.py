@@ -4,26 +4,19 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
-from django.utils import timezone
+
+from portal.schedules import schedule_periodic_tasks, unschedule_periodic_tasks
 
 # The 15-minute reminder of waiting override requests (the seed's escalate_override_approval).
 TASKS = {"escalation override reminder": ("escalation.escalate_waiting_overrides", 60)}
 
 
 def schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    for name, (task, seconds) in TASKS.items():
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "enabled": True}
-        )
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+    schedule_periodic_tasks(apps, TASKS)
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=TASKS).delete()
+    unschedule_periodic_tasks(apps, TASKS)
 
 
 class Migration(migrations.Migration):

@@ -1,7 +1,8 @@
 """Schedules the outbox sweep (every 15 s) and the SLA check (every minute), leader-only via beat."""
 
 from django.db import migrations
-from django.utils import timezone
+
+from portal.schedules import schedule_periodic_tasks, unschedule_periodic_tasks
 
 TASKS = {
     "itsm outbox sweep": ("itsm.sweep_outbox", 15),
@@ -10,19 +11,11 @@ TASKS = {
 
 
 def schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    for name, (task, seconds) in TASKS.items():
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": task, "interval": interval, "enabled": True}
-        )
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+    schedule_periodic_tasks(apps, TASKS)
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=TASKS).delete()
+    unschedule_periodic_tasks(apps, TASKS)
 
 
 class Migration(migrations.Migration):
