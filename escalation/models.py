@@ -508,3 +508,28 @@ class RecoveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Recovery {self.attempt} ({self.action}) of escalation {self.escalation_id}"
+
+
+class DailyReport(models.Model):
+    """The seed's daily escalation metrics (``collect_daily_metrics``) for one day of the portal's
+    time zone, computed by ``services.daily_reports`` (the beat job after midnight, or on demand)
+    and stored; computing a day again replaces its figures."""
+
+    date = models.DateField(unique=True)
+    # The seed's report as it writes it: sla_compliance, override_usage, failure_distribution,
+    # team_performance (docs/escalation.md, "Reports").
+    metrics = models.JSONField(default=dict, blank=True)
+    # The headline figures again as columns, for the admin and for queries across days.
+    total_failures = models.PositiveIntegerField(default=0)
+    sla_hits = models.PositiveIntegerField(default=0)
+    sla_misses = models.PositiveIntegerField(default=0)
+    compliance_rate = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    total_overrides = models.PositiveIntegerField(default=0)
+    emergency_overrides = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return f"Daily report {self.date:%Y-%m-%d}"
