@@ -1,0 +1,56 @@
+"""The exports app's errors; each carries its HTTP answer (``portal.errors.PortalError``).
+
+The seed's error categories (``user_fixable``, ``admin_required``, ``temporary``) describe what a
+user can do about a failed export; they live on the session (``ExportSession.ErrorCategory``).
+The errors here are what the API answers when a request cannot be done now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from portal.errors import PortalError
+
+
+class ExportError(PortalError):
+    http_status = 400
+    code = "export_error"
+
+
+class InvalidSession(ExportError):
+    """A session or ticket that breaks a business rule (the seed's 422)."""
+
+    http_status = 422
+    code = "invalid_session"
+
+
+class DependencyCycle(InvalidSession):
+    """Tickets that depend on each other in a circle cannot be put in order."""
+
+    code = "dependency_cycle"
+
+    def __init__(self, cycle: Sequence[int]) -> None:
+        self.cycle = list(cycle)
+        path = " -> ".join(f"#{order}" for order in [*self.cycle, self.cycle[0]])
+        super().__init__(f"The tickets' dependencies form a cycle: {path}.")
+
+    def fields(self) -> dict[str, Any]:
+        return {"depends_on": [self.message]}
+
+
+class UnknownDependency(InvalidSession):
+    code = "unknown_dependency"
+
+    def __init__(self, order: int, missing: int) -> None:
+        super().__init__(f"Ticket #{order} depends on #{missing}, which is not in the session.")
+
+    def fields(self) -> dict[str, Any]:
+        return {"depends_on": [self.message]}
+
+
+class ExportRunning(ExportError):
+    """Timing: the session is exporting right now (the seed's 409)."""
+
+    http_status = 409
+    code = "export_running"
