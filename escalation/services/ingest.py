@@ -209,12 +209,22 @@ def record_job_passed(
     return marked
 
 
-def flaky_tests(repository: str | None = None) -> list[dict[str, Any]]:
-    """Tests that failed and then passed on a re-run, per repository, most frequent first."""
+def flaky_tests(
+    repository: str | None = None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Tests that failed and then passed on a re-run, per repository, most frequent first;
+    ``since``/``until`` bound the failures' report time (the weekly report's week)."""
     counts: dict[tuple[str, str], dict[str, Any]] = {}
     failures = FailureEvent.objects.filter(status=FailureEvent.Status.FLAKY)
     if repository:
         failures = failures.filter(repository=repository)
+    if since is not None:
+        failures = failures.filter(created_at__gte=since)
+    if until is not None:
+        failures = failures.filter(created_at__lt=until)
     for failure in failures.only("repository", "failing_tests", "job", "created_at"):
         names = failure.failing_tests or [f"job: {failure.job}"]
         for name in names:
