@@ -394,6 +394,9 @@ ESCALATION_MAX_LOG_BYTES = int(os.environ.get("ESCALATION_MAX_LOG_BYTES", str(25
 # 60 s, 120 s, 240 s ...; the database probe's target (postgres://...; unset: the probe fails).
 ESCALATION_RECOVERY_MAX_ATTEMPTS = int(os.environ.get("ESCALATION_RECOVERY_MAX_ATTEMPTS", "3"))
 ESCALATION_DATABASE_PROBE_URL = os.environ.get("ESCALATION_DATABASE_PROBE_URL", "")
+# A re-run of failed jobs that hears of no later attempt of the job within this many seconds
+# fails as timed out (then the next attempt, or the escalation past the maximum).
+ESCALATION_RERUN_TIMEOUT = int(os.environ.get("ESCALATION_RERUN_TIMEOUT", str(30 * 60)))
 
 # --- How the apps plug in -------------------------------------------------------------------
 # The portal imports no app (DESIGN.md): their URL modules are named here and included by
