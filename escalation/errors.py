@@ -54,3 +54,10 @@ class OverrideConflict(EscalationError):
 
     http_status = 409
     code = "override_conflict"
+
+
+class ReportDateInvalid(EscalationError):
+    """A report asked for a day it cannot have: in the future, or (stored) not over yet."""
+
+    http_status = 400
+    code = "invalid_date"
