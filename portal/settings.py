@@ -398,9 +398,23 @@ ESCALATION_DATABASE_PROBE_URL = os.environ.get("ESCALATION_DATABASE_PROBE_URL", 
 # fails as timed out (then the next attempt, or the escalation past the maximum).
 ESCALATION_RERUN_TIMEOUT = int(os.environ.get("ESCALATION_RERUN_TIMEOUT", str(30 * 60)))
 
+# --- Session exports to Jira: sessions and tickets (issue #11, seed 001) -----------------------
+# The largest attachment a ticket may carry (413 beyond); Jira's own limit, which the ADF test
+# endpoint checks an attachment against without uploading it (Jira Cloud admins set it; the bundled
+# fake's default is 10 MB); the Scrum board whose sprints validate-project lists (unset: found by
+# project through the Agile API); validate-project's budget per call to Jira (503 beyond).
+EXPORT_ATTACHMENT_MAX_BYTES = int(
+    os.environ.get("EXPORT_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
+)
+EXPORT_JIRA_ATTACHMENT_MAX_BYTES = int(
+    os.environ.get("EXPORT_JIRA_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
+)
+EXPORT_JIRA_BOARD_ID = os.environ.get("EXPORT_JIRA_BOARD_ID", "")
+EXPORT_VALIDATION_TIMEOUT_SECONDS = float(os.environ.get("EXPORT_VALIDATION_TIMEOUT_SECONDS", "5"))
+
 # --- How the apps plug in -------------------------------------------------------------------
 # The portal imports no app (DESIGN.md): their URL modules are named here and included by
 # portal/urls.py and portal/api/urls.py.
-PORTAL_PAGE_URLCONFS = {"itsm/": "itsm.urls", "ci/": "escalation.urls"}
-PORTAL_API_URLCONFS = ["itsm.api.urls", "escalation.api.urls"]
+PORTAL_PAGE_URLCONFS = {"itsm/": "itsm.urls", "ci/": "escalation.urls", "exports/": "exports.urls"}
+PORTAL_API_URLCONFS = ["itsm.api.urls", "escalation.api.urls", "exports.api.urls"]
 PORTAL_WEBSOCKET_URLCONFS = ["escalation.routing"]

@@ -1,0 +1,5 @@
+"""Pages of the exports app under ``/exports/`` (included through settings.PORTAL_PAGE_URLCONFS)."""
+
+app_name = "exports"
+
+urlpatterns: list = []
