@@ -54,3 +54,40 @@ class ExportRunning(ExportError):
 
     http_status = 409
     code = "export_running"
+
+
+class InvalidTickets(InvalidSession):
+    """Tickets that break a rule of the session as a whole (two with one order, a dependency on a
+    ticket that is not there), each problem under its field's path (``tickets.2.order``)."""
+
+    code = "invalid_tickets"
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        path, problem = next(iter(self.problems.items()))
+        super().__init__(f"{path}: {problem}")
+
+    def fields(self) -> dict[str, Any]:
+        return dict(self.problems)
+
+
+class SessionLocked(ExportError):
+    """The session is exporting, or the ticket is already in Jira: an edit would not reach it."""
+
+    http_status = 409
+    code = "session_locked"
+
+
+class AttachmentTooLarge(ExportError):
+    """An upload over ``EXPORT_ATTACHMENT_MAX_BYTES``."""
+
+    http_status = 413
+    code = "attachment_too_large"
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        shown = "larger" if size is None else f"{size:,} bytes,"
+        super().__init__(f"The attachment is {shown} over the limit of {limit:,} bytes.")
+        self.limit = limit
+
+    def fields(self) -> dict[str, Any]:
+        return {"file": [self.message]}
