@@ -85,8 +85,8 @@ class AttachmentTooLarge(ExportError):
     code = "attachment_too_large"
 
     def __init__(self, size: int | None, limit: int) -> None:
-        shown = "larger" if size is None else f"{size:,} bytes,"
-        super().__init__(f"The attachment is {shown} over the limit of {limit:,} bytes.")
+        shown = "" if size is None else f"{size:,} bytes, "
+        super().__init__(f"The attachment is {shown}over the limit of {limit:,} bytes.")
         self.limit = limit
 
     def fields(self) -> dict[str, Any]:
