@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import overrides, recovery, sla, webhooks
+from escalation.services import daily_reports, overrides, recovery, sla, webhooks
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -76,3 +76,8 @@ def queue_github_job(job: dict) -> None:
 
 
 webhooks.set_dispatcher(queue_github_job)
+
+
+@shared_task(name="escalation.compute_daily_reports", ignore_result=True, soft_time_limit=120)
+def compute_daily_reports() -> list[str]:
+    return [day.isoformat() for day in daily_reports.compute_due_reports()]

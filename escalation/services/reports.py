@@ -1,8 +1,11 @@
-"""Figures about escalations, read by /metrics and the pages."""
+"""Figures about escalations, read by /metrics and the pages; the portal's days (``day_bounds``),
+which the daily and weekly reports (``daily_reports``, ``weekly_reports``) count in."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import csv
+import io
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Count, Q
@@ -78,6 +81,20 @@ def open_by_category(now: datetime | None = None) -> list[dict[str, Any]]:
     return [{"key": key, "label": label, **counts[key]} for key, label in CATEGORIES]
 
 
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The first instant of ``day`` and of the day after, in the portal's time zone
+    (``TIME_ZONE``): a day across a daylight-saving change is 23 or 25 hours long."""
+    zone = timezone.get_default_timezone()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end
+
+
+def local_today(now: datetime | None = None) -> date:
+    """Today in the portal's time zone."""
+    return timezone.localdate(now or timezone.now(), timezone.get_default_timezone())
+
+
 def breaches_today(now: datetime | None = None) -> int:
     """SLAs whose deadline passed today (local time) without a resolution in time."""
     now = now or timezone.now()
@@ -108,3 +125,27 @@ def overview_section() -> dict[str, Any]:
             ),
         ],
     }
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): the
+# reports' CSV quotes such text cells with a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(rows: list[list[Any]]) -> str:
+    """Rows as CSV text (the reports' downloads): None as empty, text that a spreadsheet would
+    run as a formula prefixed with an apostrophe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow(
+            [
+                ""
+                if cell is None
+                else f"'{cell}"
+                if isinstance(cell, str) and cell.startswith(FORMULA_STARTS)
+                else cell
+                for cell in row
+            ]
+        )
+    return out.getvalue()
