@@ -91,3 +91,35 @@ class AttachmentTooLarge(ExportError):
 
     def fields(self) -> dict[str, Any]:
         return {"file": [self.message]}
+
+
+class SessionNotExportable(InvalidSession):
+    """The session's state does not allow this action (the seed's 422 "invalid session state")."""
+
+    code = "invalid_session_state"
+
+
+class RetriesExhausted(InvalidSession):
+    """A retry past the session's maximum: the seed's 422, whose body is its own (``seed_body``)."""
+
+    code = "max_retries_exceeded"
+
+    def __init__(self, *, max_retries: int, used: int, first_error_at: str | None) -> None:
+        self.max_retries = max_retries
+        self.used = used
+        self.first_error_at = first_error_at
+        super().__init__(
+            f"Maximum retry attempts ({max_retries}) exceeded. Please contact administrator."
+        )
+
+    def seed_body(self) -> dict[str, Any]:
+        return {
+            "error_category": "admin_required",
+            "user_message": self.message,
+            "recovery_actions": ["Contact system administrator", "Session may need manual cleanup"],
+            "retry_attempts_used": self.used,
+            "first_error_at": self.first_error_at,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), **self.seed_body()}
