@@ -399,13 +399,13 @@ ESCALATION_DATABASE_PROBE_URL = os.environ.get("ESCALATION_DATABASE_PROBE_URL", 
 ESCALATION_RERUN_TIMEOUT = int(os.environ.get("ESCALATION_RERUN_TIMEOUT", str(30 * 60)))
 
 # --- Session exports to Jira: sessions and tickets (issue #11, seed 001) -----------------------
+# Uploaded files (ticket attachments) are kept here; they are never served as static files, only
+# read by the export worker.
+MEDIA_ROOT = Path(os.environ.get("PORTAL_MEDIA_ROOT", VAR_DIR / "media"))
 # The largest attachment a ticket may carry (413 beyond); Jira's own limit, which the ADF test
 # endpoint checks an attachment against without uploading it (Jira Cloud admins set it; the bundled
 # fake's default is 10 MB); the Scrum board whose sprints validate-project lists (unset: found by
 # project through the Agile API); validate-project's budget per call to Jira (503 beyond).
-# Uploaded files (ticket attachments) are kept here; they are never served as static files, only
-# read by the export worker.
-MEDIA_ROOT = Path(os.environ.get("PORTAL_MEDIA_ROOT", VAR_DIR / "media"))
 EXPORT_ATTACHMENT_MAX_BYTES = int(
     os.environ.get("EXPORT_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
 )
