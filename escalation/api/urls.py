@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from escalation.api import views, webhooks
+from escalation.api import reports, views, webhooks
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # the issue writes the paths without one; accept both
@@ -14,6 +14,8 @@ router.register("ci/overrides", views.OverrideViewSet, basename="ci-override")
 urlpatterns = [
     path("ci/job-passed", views.JobPassedView.as_view(), name="ci-job-passed"),
     path("ci/flaky-tests", views.FlakyTestsView.as_view(), name="ci-flaky-tests"),
+    path("ci/reports/daily", reports.DailyReportView.as_view(), name="ci-report-daily"),
+    path("ci/reports/weekly", reports.WeeklyReportView.as_view(), name="ci-report-weekly"),
     *router.urls,
     # The URL a CI system is given; with or without the trailing slash.
     re_path(r"^webhooks/github/?$", webhooks.GitHubWebhookView.as_view(), name="webhook-github"),

@@ -38,8 +38,20 @@ from escalation.models import DailyReport, FailureEvent, OverrideRequest, SlaRec
 from escalation.services import reports
 
 EMERGENCY_WORD = "emergency"
+# No report goes further back (a week before the first day of year 1 does not exist).
+EARLIEST_REPORT_DATE = date(2000, 1, 1)
 # How many days back the beat job looks for figures still settling (see the module's docstring).
 SETTLING_DAYS = 2
+
+
+def check_report_date(day: date, now: datetime | None = None) -> None:
+    """Refuses a day no report can have: in the future, or before ``EARLIEST_REPORT_DATE``."""
+    if day < EARLIEST_REPORT_DATE:
+        raise ReportDateInvalid(
+            f"{day.isoformat()} is before {EARLIEST_REPORT_DATE.isoformat()}, the earliest report."
+        )
+    if day > reports.local_today(now):
+        raise ReportDateInvalid(f"{day.isoformat()} is in the future.")
 
 
 def is_miss(status: str, deadline: datetime, now: datetime) -> bool:
@@ -206,10 +218,8 @@ def daily_report(day: date, now: datetime | None = None) -> DailyView:
     """``day``'s report: the stored one, computed now if missing (a past day); today's figures so
     far, not stored; a day in the future is refused."""
     now = now or timezone.now()
-    today = reports.local_today(now)
-    if day > today:
-        raise ReportDateInvalid(f"{day.isoformat()} is in the future.")
-    if day == today:
+    check_report_date(day, now)
+    if day == reports.local_today(now):
         return DailyView(day, compute_daily_metrics(day, now), now, complete=False)
     report = DailyReport.objects.filter(date=day).first() or compute_daily_report(day, now)
     return DailyView(day, report.metrics, report.computed_at, complete=True)

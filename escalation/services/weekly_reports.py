@@ -26,10 +26,9 @@ from typing import Any
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from escalation.errors import ReportDateInvalid
 from escalation.models import FailureEvent, OverrideRequest, SlaRecord
 from escalation.services import ingest, reports
-from escalation.services.daily_reports import EMERGENCY_WORD, is_miss, rate
+from escalation.services.daily_reports import EMERGENCY_WORD, check_report_date, is_miss, rate
 
 WEEK_DAYS = 7
 TOP = 5  # the seed's head -5
@@ -55,8 +54,7 @@ def week_bounds(week_ending: date) -> tuple[date, datetime, datetime]:
 def analyze_weekly_patterns(week_ending: date, now: datetime | None = None) -> dict[str, Any]:
     """The pattern analysis of the seven days ending on ``week_ending`` (included), as of now."""
     now = now or timezone.now()
-    if week_ending > reports.local_today(now):
-        raise ReportDateInvalid(f"{week_ending.isoformat()} is in the future.")
+    check_report_date(week_ending, now)
     first, start, end = week_bounds(week_ending)
     zone = timezone.get_default_timezone()
 
