@@ -43,6 +43,7 @@ from escalation.models import (
     Notification,
     OverridePolicy,
     OverrideRequest,
+    RecoveryAttempt,
     RoutingRule,
     SlaRecord,
     Team,
@@ -900,6 +901,35 @@ class SlaRecordInline(admin.TabularInline):
         return f"{text} overdue" if seconds < 0 else text
 
 
+class RecoveryAttemptInline(admin.TabularInline):
+    """The escalation's recovery attempts and their outcomes (read-only)."""
+
+    model = RecoveryAttempt
+    fields = ["attempt_link", "action", "status", "outcome", "scheduled_for", "finished_at"]
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    ordering = ["attempt"]
+    verbose_name_plural = "Recovery attempts"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Attempt")
+    def attempt_link(self, attempt: RecoveryAttempt) -> SafeString | str:
+        return admin_link("recoveryattempt", attempt.pk, f"#{attempt.attempt}")
+
+    @admin.display(description="Outcome")
+    def outcome(self, attempt: RecoveryAttempt) -> SafeString:
+        return shown(attempt.detail) or "—"
+
+
 @admin.register(Escalation)
 class EscalationAdmin(RecordAdmin):
     """Grouped failures with their routing snapshot, SLA and ticket. "Resolve" closes one and its
@@ -927,7 +957,7 @@ class EscalationAdmin(RecordAdmin):
     date_hierarchy = "last_seen_at"
     list_select_related = ["sla"]
     actions = ["resolve", "correct_sla_timer"]
-    inlines = [SlaRecordInline]
+    inlines = [SlaRecordInline, RecoveryAttemptInline]
     fieldsets = [
         (
             None,
@@ -1328,6 +1358,64 @@ class WebhookDeliveryAdmin(RecordAdmin):
         return shown(delivery.outcome) or "—"
 
 
+# --- recovery attempts ---------------------------------------------------------------------------
+
+
+@admin.register(RecoveryAttempt)
+class RecoveryAttemptAdmin(RecordAdmin):
+    """Each try of an escalation's recovery action (the database probe, a re-run of the failed
+    jobs) with its backoff and outcome, as ``services.recovery`` recorded it: read-only."""
+
+    list_display = [
+        "id",
+        "escalation_link",
+        "failure_link",
+        "action",
+        "attempt",
+        "status",
+        "outcome",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+    ]
+    list_display_links = ["id"]
+    list_filter = ["status", "action"]
+    search_fields = ["escalation__repository", "failure__job", "detail"]
+    date_hierarchy = "scheduled_for"
+    ordering = ["-scheduled_for", "-id"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "escalation_link",
+                    "failure_link",
+                    "action",
+                    "attempt",
+                    "status",
+                    "outcome",
+                ]
+            },
+        ),
+        ("When", {"fields": ["created_at", "scheduled_for", "started_at", "finished_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("failure")
+
+    @admin.display(description="Escalation", ordering="escalation_id")
+    def escalation_link(self, attempt: RecoveryAttempt) -> SafeString | str:
+        return admin_link("escalation", attempt.escalation_id, f"#{attempt.escalation_id}")
+
+    @admin.display(description="Failure", ordering="failure_id")
+    def failure_link(self, attempt: RecoveryAttempt) -> SafeString | str:
+        return admin_link("failureevent", attempt.failure_id, shown(attempt.failure))
+
+    @admin.display(description="Outcome")
+    def outcome(self, attempt: RecoveryAttempt) -> SafeString:
+        return shown(attempt.detail) or "—"
+
+
 # --- overrides -----------------------------------------------------------------------------------
 
 
@@ -1339,6 +1427,45 @@ class OverrideDecisionForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 80}),
         help_text="Why; kept in the audit record with your name and the policy.",
     )
+
+
+class InfrastructureConfirmationForm(OverrideDecisionForm):
+    reason = forms.CharField(
+        label="What confirms it",
+        min_length=3,
+        max_length=500,
+        validators=[text_problem_check],
+        widget=forms.TextInput(attrs={"size": 80}),
+        help_text="e.g. the status page's incident, the database's monitoring; kept in the "
+        "audit record with your name.",
+    )
+
+
+# What each override action says and does: (title, intro, button, verb, form, service).
+OVERRIDE_ACTIONS = {
+    "approve": (
+        "Approve overrides",
+        "Read each failure's evidence first. Approval lets the pipeline proceed, opens a "
+        "follow-up ticket and tells the scrum master and QA; no one decides their own request, "
+        "and zero-tolerance types are never approved.",
+        "Approve", "Approved", OverrideDecisionForm, overrides.approve,
+    ),
+    "deny": (
+        "Deny overrides",
+        "Read each failure's evidence first. A denied override keeps the pipeline gate closed; "
+        "no one decides their own request.",
+        "Deny", "Denied", OverrideDecisionForm, overrides.deny,
+    ),
+    "confirm_infrastructure": (
+        "Confirm the infrastructure issue",
+        "Confirm only an infrastructure issue you have seen (an outage, the database down). Each "
+        "pending infrastructure override is then approved automatically by its policy, with the "
+        "audit record, a follow-up ticket and the scrum master and QA told. No one confirms "
+        "their own request, and zero-tolerance types are never approved.",
+        "Confirm", "Confirmed and approved", InfrastructureConfirmationForm,
+        overrides.confirm_infrastructure,
+    ),
+}  # fmt: skip
 
 
 @admin.register(OverrideRequest)
@@ -1365,7 +1492,7 @@ class OverrideRequestAdmin(RecordAdmin):
     list_filter = ["status", "kind", "policy"]
     search_fields = ["failure__repository", "failure__job", "justification"]
     date_hierarchy = "created_at"
-    actions = ["approve", "deny"]
+    actions = ["approve", "deny", "confirm_infrastructure"]
     fieldsets = [
         (
             "The request",
@@ -1419,27 +1546,34 @@ class OverrideRequestAdmin(RecordAdmin):
     def deny(self, request, queryset):
         return self.decide(request, queryset, "deny")
 
+    def has_confirm_infrastructure_permission(self, request) -> bool:
+        # On call (operators, who only view requests here) and QA; the service checks again.
+        return self.has_view_permission(request) and overrides.may_confirm_infrastructure(
+            request.user
+        )
+
+    @admin.action(
+        description="Confirm the infrastructure issue (auto-approves)…",
+        permissions=["confirm_infrastructure"],
+    )
+    def confirm_infrastructure(self, request, queryset):
+        return self.decide(request, queryset, "confirm_infrastructure")
+
     def decide(self, request, queryset, action: str):
         if too_many(self, request, queryset):
             return None
-        queryset = queryset.select_related("failure", "requested_by")
-        form = OverrideDecisionForm(request.POST if "apply" in request.POST else None)
+        title, intro, submit, verb, form_class, service = OVERRIDE_ACTIONS[action]
+        queryset = queryset.select_related("failure__escalation", "escalation", "requested_by")
+        form = form_class(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
             response = action_page(
                 self, request, queryset, action=action, form=form,
-                title=f"{action.title()} overrides",
-                intro=(
-                    "Read each failure's evidence first. Approval lets the pipeline proceed, "
-                    "opens a follow-up ticket and tells the scrum master and QA; no one decides "
-                    "their own request, and zero-tolerance types are never approved."
-                ),
-                submit=action.title(),
+                title=title, intro=intro, submit=submit,
             )  # fmt: skip
             response.context_data["rows"] = [
                 {"pk": request_.pk, "text": override_row(request_)} for request_ in queryset
             ]
             return response
-        service = overrides.approve if action == "approve" else overrides.deny
         done, refused = [], []
         for override in queryset.order_by("id"):
             try:
@@ -1449,7 +1583,6 @@ class OverrideRequestAdmin(RecordAdmin):
                 continue
             done.append(f"#{override.pk}")
         if done:
-            verb = "Approved" if action == "approve" else "Denied"
             self.message_user(request, f"{verb}: {', '.join(done)}.")
         if refused:
             self.message_user(request, "Refused: " + "; ".join(refused), level=messages.ERROR)

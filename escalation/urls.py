@@ -28,4 +28,5 @@ urlpatterns = [
     path("escalations/<int:pk>/", views.EscalationDetailView.as_view(), name="escalation-detail"),
     path("escalations/<int:pk>/resolve", views.ResolveView.as_view(), name="escalation-resolve"),
     path("flaky/", views.FlakyTestsView.as_view(), name="flaky-tests"),
+    path("help/", views.HelpView.as_view(), name="help"),
 ]

@@ -18,9 +18,12 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import DetailView, TemplateView
 
+from escalation.admin import duration_text  # the admin's matrix shows SLAs the same way
 from escalation.errors import EscalationError
 from escalation.filters import EscalationFilterSet, FailureFilterSet
 from escalation.models import (
+    SEVERITY,
+    ZERO_TOLERANCE_TYPES,
     Escalation,
     EscalationEvent,
     FailureEvent,
@@ -28,9 +31,10 @@ from escalation.models import (
     Notification,
     OverridePolicy,
     OverrideRequest,
+    RoutingRule,
     SlaRecord,
 )
-from escalation.services import ingest, overrides, reports, routing, sla
+from escalation.services import ingest, overrides, recovery, reports, routing, sla
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, QARequiredMixin, RoleRequiredMixin, user_has_role
 
@@ -290,4 +294,63 @@ class FlakyTestsView(TriageRequiredMixin, TemplateView):
         repository = self.request.GET.get("repository", "").strip()
         context["repository"] = repository
         context["tests"] = ingest.flaky_tests(repository or None)
+        return context
+
+
+# What the help page's SLA table says of each override policy (the seed's "Override Allowed?").
+OVERRIDE_ALLOWED = {
+    OverridePolicy.ZERO_TOLERANCE: ("never", "Never: zero tolerance, the failure must be fixed"),
+    OverridePolicy.INFRASTRUCTURE_CONFIRMED: (
+        "yes",
+        "With a confirmed infrastructure issue (auto-approved once confirmed)",
+    ),
+    OverridePolicy.HOTFIX_APPROVAL: ("yes", "With hotfix approval by QA"),
+    OverridePolicy.QA_APPROVAL: ("yes", "With QA's approval"),
+}
+
+
+class HelpView(RoleRequiredMixin, TemplateView):
+    """The seed's training material for this portal: the quick reference card, the SLA table
+    (read from the routing matrix, so it says what the portal does), the override process and
+    the troubleshooting guide. Any logged-in user may read it."""
+
+    template_name = "escalation/help.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        rules = RoutingRule.objects.prefetch_related("teams")
+        rows = []
+        for rule in rules:
+            policy = overrides.effective_policy(rule.failure_type, rule.override_policy)
+            allowed, allowed_text = OVERRIDE_ALLOWED.get(policy, ("yes", policy))
+            rows.append(
+                {
+                    "failure_type": rule.failure_type,
+                    "label": rule.get_failure_type_display(),
+                    "sla_minutes": rule.sla_minutes,
+                    "sla": duration_text(rule.sla_minutes),
+                    "urgent": rule.sla_minutes <= 60,
+                    "priority": rule.priority,
+                    "teams": [team.name for team in rule.teams.all()],
+                    "notify_author": rule.notify_author,
+                    "policy": policy,
+                    "allowed": allowed,
+                    "allowed_text": allowed_text,
+                    "recovery": rule.get_recovery_action_display()
+                    if rule.recovery_action != "none"
+                    else "",
+                }
+            )
+        rows.sort(key=lambda row: (row["sla_minutes"], -SEVERITY.get(row["failure_type"], 0)))
+        user = self.request.user
+        context.update(
+            sla_rows=rows,
+            can_triage=user_has_role(user, OPERATORS) or user_has_role(user, QA),
+            is_qa=user_has_role(user, QA),
+            can_confirm=overrides.may_confirm_infrastructure(user),
+            approval_wait=int(overrides.APPROVAL_WAIT.total_seconds() // 60),
+            max_attempts=recovery.max_attempts(),
+            rerun_timeout=int(recovery.rerun_timeout().total_seconds() // 60),
+            zero_tolerance=sorted(ZERO_TOLERANCE_TYPES),
+        )
         return context

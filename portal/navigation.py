@@ -27,6 +27,7 @@ class Section:
 SECTIONS = (
     Section("Overview", "dashboard"),
     Section("CI health", "escalation:ci-health", roles=(OPERATORS, QA)),
+    Section("CI help", "escalation:help"),
     Section("Exports", "exports:session-list"),
     Section("Requests", "escalation:request-list"),
     Section("ITSM templates", "itsm:template-new-ticket", roles=(OPERATORS,), prefix="/itsm/"),
@@ -53,8 +54,15 @@ def navigation(request) -> dict:
             url = reverse(section.url_name)
         except NoReverseMatch:
             url = None
+        prefix = section.prefix or url
         active = url is not None and (
-            request.path == url if url == "/" else request.path.startswith(section.prefix or url)
+            request.path == url if url == "/" else request.path.startswith(prefix)
         )
-        items.append({"label": section.label, "url": url, "active": active})
+        items.append({"label": section.label, "url": url, "active": active, "prefix": prefix})
+    # One current section: the most specific (/ci/help/ is CI help's, not CI health's /ci/).
+    current = [item for item in items if item["active"]]
+    if len(current) > 1:
+        best = max(current, key=lambda item: len(item["prefix"]))
+        for item in current:
+            item["active"] = item is best
     return {"navigation": items}

@@ -268,7 +268,8 @@ DECISION_RESPONSES = {
 
 
 class OverrideViewSet(viewsets.ReadOnlyModelViewSet):
-    """Override requests; QA approves or denies them (never their own)."""
+    """Override requests; QA approves or denies them (never their own); on call or QA confirm
+    the infrastructure issue of an infrastructure override."""
 
     queryset = OverrideRequest.objects.select_related("failure", "requested_by", "decided_by")
     serializer_class = OverrideRequestSerializer
@@ -299,3 +300,28 @@ class OverrideViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
         return self._decide(request, pk, overrides.deny)
+
+    @extend_schema(
+        request=OverrideDecisionSerializer,
+        responses={
+            200: OverrideRequestSerializer,
+            400: OpenApiResponse(
+                description="Not an infrastructure override of an infrastructure failure, or no "
+                "reason"
+            ),
+            403: OpenApiResponse(
+                description="Not the operators or qa role, the requester's own request "
+                "(override_not_allowed), or a zero-tolerance type (override_denied)"
+            ),
+            404: OpenApiResponse(description="No such override request"),
+            409: OpenApiResponse(description="Already decided, or already confirmed"),
+        },
+        summary="Confirm the infrastructure issue of an infrastructure override",
+        description="An on-call engineer (operators) or QA confirms the infrastructure issue "
+        "behind a pending infrastructure override (reason: what confirms it); the override is "
+        "then approved automatically by its policy, with the audit record. Zero-tolerance types "
+        "are never approved.",
+    )
+    @action(detail=True, methods=["post"], url_path="confirm-infrastructure")
+    def confirm_infrastructure(self, request, pk=None):
+        return self._decide(request, pk, overrides.confirm_infrastructure)

@@ -8,6 +8,12 @@ shell), because each of them calls this module.
 
 - ``request_override``: refused for zero tolerance; otherwise a pending request, auto-approved when
   the policy asks for a confirmed infrastructure issue and the portal has confirmed one.
+- ``confirm_infrastructure``: an on-call engineer (operators) or QA confirms the infrastructure
+  issue of a pending infrastructure request (not their own), which auto-approves it.
+- ``confirm_by_probe``: the recovery service's database probe found the database down: that
+  confirms the infrastructure overrides of the escalation's ``database_connectivity`` failures,
+  pending now or requested while the escalation stays open.
+- ``auto_approvable``: the one rule of auto-approval, asked by every path above.
 - ``approve`` / ``deny``: QA's role, never on one's own request. Approval writes the audit record
   (who, when, why, the policy), queues the follow-up ticket on the escalation's tracker, tells the
   scrum master and QA, and opens the gate.
@@ -35,6 +41,7 @@ from escalation.models import (
     LINEAR_PRIORITY,
     ZERO_TOLERANCE_TYPES,
     Escalation,
+    EscalationEvent,
     FailureEvent,
     Notification,
     OverridePolicy,
@@ -45,12 +52,27 @@ from escalation.models import (
 )
 from escalation.services import audit, notifications
 from itsm import public
-from portal.roles import QA, user_has_role
+from portal.roles import OPERATORS, QA, user_has_any_role, user_has_role
 
 APPROVAL_WAIT = timedelta(minutes=15)  # the seed's 900 seconds
 QA_TEAM = "qa_analyst"
 FOLLOWUP_KIND = "escalation.override_ticket"
 AUTO_APPROVAL_REASON = "infrastructure_confirmed"
+# Who may confirm an infrastructure issue: on call (operators) and QA (admins hold every role).
+CONFIRMER_ROLES = (OPERATORS, QA)
+# The timeline entry of a confirmation; ``data["source"]`` says whose (a person or a probe).
+CONFIRMED_EVENT = "infrastructure_confirmed"
+PROBE_SOURCE = "database_probe"
+# The failure types a failed database health probe confirms as an infrastructure issue.
+PROBE_CONFIRMS = frozenset({"database_connectivity"})
+
+
+def effective_policy(failure_type: str, policy: str) -> str:
+    """The policy the service applies to a type whose matrix row says ``policy``: zero
+    tolerance for the seed's three types, whatever the row says."""
+    if failure_type in ZERO_TOLERANCE_TYPES:
+        return OverridePolicy.ZERO_TOLERANCE
+    return policy
 
 
 def policy_of(failure: FailureEvent) -> str:
@@ -109,6 +131,13 @@ def request_override(
         )
     if len(justification.strip()) < 10:
         raise EscalationError("The justification needs 10 characters or more.")
+    by_probe = (
+        not infrastructure_confirmed
+        and kind == OverrideRequest.Kind.INFRASTRUCTURE
+        and policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED
+        and probe_confirmed(failure)
+    )
+    infrastructure_confirmed = infrastructure_confirmed or by_probe
     try:
         with transaction.atomic():
             request = OverrideRequest.objects.create(
@@ -132,9 +161,151 @@ def request_override(
         actor=user,
         data={"override": request.pk, "policy": policy, "kind": kind},
     )
-    if policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED and infrastructure_confirmed:
-        _approve(request, None, AUTO_APPROVAL_REASON)
+    if auto_approvable(request):
+        if by_probe:
+            _approve(
+                request, None, f"{AUTO_APPROVAL_REASON}: {PROBE_REASON}", confirmed_by=PROBE_NAME
+            )
+        else:
+            _approve(request, None, AUTO_APPROVAL_REASON)
     return request
+
+
+def auto_approvable(request: OverrideRequest) -> bool:
+    """The one rule of auto-approval (the seed's ``auto_approve_override ... infrastructure_confirmed``):
+    a pending infrastructure request whose infrastructure issue is confirmed, of a failure whose
+    policy, now as when it was requested, asks for a confirmed infrastructure issue. A failure
+    reclassified since (to a zero-tolerance type above all) is never auto-approved."""
+    return (
+        request.status == OverrideRequest.Status.PENDING
+        and request.kind == OverrideRequest.Kind.INFRASTRUCTURE
+        and request.infrastructure_confirmed
+        and request.policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED
+        and policy_of(request.failure) == OverridePolicy.INFRASTRUCTURE_CONFIRMED
+    )
+
+
+# --- confirming an infrastructure issue ----------------------------------------------------------
+
+PROBE_NAME = "the database health probe"
+PROBE_REASON = "the database health probe found the database down"
+
+
+def may_confirm_infrastructure(user: Any) -> bool:
+    return user_has_any_role(user, CONFIRMER_ROLES)
+
+
+def confirm_infrastructure(request: OverrideRequest, user: Any, note: str) -> OverrideRequest:
+    """A person confirms the infrastructure issue behind a pending infrastructure request: on
+    call (operators) or QA, never the requester. The confirmation is audited, then the request
+    is auto-approved by the policy (the approval's audit record names the confirmation)."""
+    if not may_confirm_infrastructure(user):
+        raise OverrideNotAllowed(
+            "Confirming an infrastructure issue needs the operators or the qa role."
+        )
+    if request.requested_by_id is not None and request.requested_by_id == user.pk:
+        raise OverrideNotAllowed(
+            "No one confirms the infrastructure issue of their own override request."
+        )
+    failure = request.failure
+    policy = policy_of(failure)
+    if policy == OverridePolicy.ZERO_TOLERANCE or request.policy == OverridePolicy.ZERO_TOLERANCE:
+        raise OverrideDenied(refusal_reason(failure))
+    if request.kind != OverrideRequest.Kind.INFRASTRUCTURE or (
+        policy != OverridePolicy.INFRASTRUCTURE_CONFIRMED
+        or request.policy != OverridePolicy.INFRASTRUCTURE_CONFIRMED
+    ):
+        raise EscalationError(
+            f"Override #{request.pk} is not an infrastructure override of an infrastructure "
+            f"failure ({failure.failure_type}: {policy}); QA approves or denies it."
+        )
+    note = note.strip()
+    if len(note) < 3:
+        raise EscalationError("Say what confirms the infrastructure issue (3 characters or more).")
+    confirmer = who(user)
+    with transaction.atomic():
+        claimed = OverrideRequest.objects.filter(
+            pk=request.pk, status=OverrideRequest.Status.PENDING, infrastructure_confirmed=False
+        ).update(infrastructure_confirmed=True)
+        request.refresh_from_db()
+        if not claimed:
+            state = request.status if request.status != "pending" else "confirmed already"
+            raise OverrideConflict(f"Override #{request.pk} is {state}.")
+        audit.record(
+            CONFIRMED_EVENT,
+            f"Infrastructure issue of override #{request.pk} confirmed by {confirmer}: {note}",
+            escalation=request.escalation,
+            failure=failure,
+            actor=user,
+            data={"override": request.pk, "source": "person", "note": note[:500]},
+        )
+        if auto_approvable(request):
+            _approve(
+                request,
+                None,
+                f"{AUTO_APPROVAL_REASON}: confirmed by {confirmer}: {note}",
+                confirmed_by=confirmer,
+                actor=user,
+            )
+    return request
+
+
+def probe_confirmed(failure: FailureEvent) -> bool:
+    """Whether the database health probe found the database down while the failure's escalation
+    is open, and the failure is of a type that confirms (``database_connectivity``)."""
+    escalation = failure.escalation
+    if failure.failure_type not in PROBE_CONFIRMS or escalation is None:
+        return False
+    if escalation.status != Escalation.Status.OPEN:
+        return False
+    return EscalationEvent.objects.filter(
+        escalation=escalation, kind=CONFIRMED_EVENT, data__source=PROBE_SOURCE
+    ).exists()
+
+
+def confirm_by_probe(escalation: Escalation, detail: str) -> list[OverrideRequest]:
+    """The recovery service's database probe found the database down: recorded once on the
+    escalation's timeline (later requests read it), and the pending infrastructure requests of
+    its ``database_connectivity`` failures are confirmed and auto-approved. Returns those."""
+    approved = []
+    with transaction.atomic():
+        already = EscalationEvent.objects.filter(
+            escalation=escalation, kind=CONFIRMED_EVENT, data__source=PROBE_SOURCE
+        ).exists()
+        if not already:
+            audit.record(
+                CONFIRMED_EVENT,
+                f"Infrastructure issue confirmed: {PROBE_REASON} ({detail})",
+                escalation=escalation,
+                data={"source": PROBE_SOURCE, "detail": detail[:400]},
+            )
+        pending = OverrideRequest.objects.select_related(
+            "failure__escalation", "escalation"
+        ).filter(
+            failure__escalation=escalation,
+            failure__failure_type__in=PROBE_CONFIRMS,
+            status=OverrideRequest.Status.PENDING,
+            kind=OverrideRequest.Kind.INFRASTRUCTURE,
+        )
+        for request in pending:
+            if _confirm_silently(request) and auto_approvable(request):
+                _approve(
+                    request,
+                    None,
+                    f"{AUTO_APPROVAL_REASON}: {PROBE_REASON}",
+                    confirmed_by=PROBE_NAME,
+                )
+                approved.append(request)
+    return approved
+
+
+def _confirm_silently(request: OverrideRequest) -> bool:
+    """Marks a pending request's infrastructure issue confirmed (the caller audits why)."""
+    OverrideRequest.objects.filter(pk=request.pk, status=OverrideRequest.Status.PENDING).update(
+        infrastructure_confirmed=True
+    )
+    request.refresh_from_db()
+    return request.status == OverrideRequest.Status.PENDING and request.infrastructure_confirmed
 
 
 def _check_decider(request: OverrideRequest, user: Any) -> None:
@@ -174,22 +345,40 @@ def approve(request: OverrideRequest, user: Any, reason: str) -> OverrideRequest
     return _approve(request, user, reason.strip())
 
 
-def _approve(request: OverrideRequest, user: Any, reason: str) -> OverrideRequest:
+def _approve(
+    request: OverrideRequest,
+    user: Any,
+    reason: str,
+    *,
+    confirmed_by: str = "",
+    actor: Any = None,
+) -> OverrideRequest:
+    """Approves (QA's decision, or the auto-approval of a confirmed infrastructure issue with
+    ``user`` None and ``confirmed_by`` naming who confirmed it). Zero tolerance is checked again
+    here, the last step before the gate opens."""
+    if policy_of(request.failure) == OverridePolicy.ZERO_TOLERANCE:
+        raise OverrideDenied(refusal_reason(request.failure))
     with transaction.atomic():
         now = _claim(request, OverrideRequest.Status.APPROVED, user, reason)
         failure, escalation = request.failure, request.escalation
-        approver = who(user) if user is not None else "auto-approval (infrastructure confirmed)"
+        if user is not None:
+            approver = who(user)
+        elif confirmed_by:
+            approver = f"auto-approval (infrastructure confirmed by {confirmed_by})"
+        else:
+            approver = "auto-approval (infrastructure confirmed)"
         # The seed's /var/log/ci-overrides.jsonl line, kept in the timeline instead.
         audit.record(
             "override_approved",
             f"Override #{request.pk} approved by {approver}: {reason}",
             escalation=escalation,
             failure=failure,
-            actor=user,
+            actor=user if user is not None else actor,
             data={
                 "override": request.pk,
                 "failure_id": failure.pk,
                 "approver": approver,
+                "confirmed_by": confirmed_by,
                 "requested_by": who(request.requested_by),
                 "justification": request.justification,
                 "reason": reason,
@@ -334,9 +523,9 @@ def escalate_waiting_overrides(now: datetime | None = None) -> int:
                 failure=request.failure,
                 data={"override": pk, "waited_minutes": waited},
             )
-            if request.infrastructure_confirmed and (
-                request.policy == OverridePolicy.INFRASTRUCTURE_CONFIRMED
-            ):
+            if not request.infrastructure_confirmed and probe_confirmed(request.failure):
+                _confirm_silently(request)  # a probe that found the database down meanwhile
+            if auto_approvable(request):
                 _approve(request, None, AUTO_APPROVAL_REASON)
             escalated += 1
     return escalated

@@ -6,10 +6,12 @@ previous outcome. The leader's sweep (every minute) takes each due attempt with 
 UPDATE (``scheduled`` → ``running``), so two sweeps at once run it exactly once.
 
 - ``database_probe``: connect to ``ESCALATION_DATABASE_PROBE_URL`` (5 s timeout) and ``SELECT 1``;
-  success resolves the escalation as ``auto_recovered``.
+  success resolves the escalation as ``auto_recovered``. A probe that finds the database down
+  confirms the infrastructure issue for the override service (``overrides.confirm_by_probe``).
 - ``rerun_failed_jobs``: queue GitHub's "re-run failed jobs" through the outbox (once per attempt);
   the attempt succeeds when a later attempt of the job passes (``job_passed``) and fails when it
-  fails again (``job_failed``).
+  fails again (``job_failed``). One that hears neither within ``ESCALATION_RERUN_TIMEOUT``
+  seconds of being taken fails as timed out (``time_out_reruns``, run by the same sweep).
 
 A failed attempt schedules the next one until ``ESCALATION_RECOVERY_MAX_ATTEMPTS``; past it the
 scrum master is notified. Every step is on the escalation's timeline.
@@ -27,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from escalation.models import Escalation, FailureEvent, RecoveryAction, RecoveryAttempt
-from escalation.services import audit, notifications, sla
+from escalation.services import audit, notifications, overrides, sla
 from itsm import public
 from portal.redaction import redact_text
 
@@ -41,6 +43,11 @@ Status = RecoveryAttempt.Status
 
 def max_attempts() -> int:
     return max(1, int(getattr(settings, "ESCALATION_RECOVERY_MAX_ATTEMPTS", 3)))
+
+
+def rerun_timeout() -> timedelta:
+    """How long a queued re-run may go without a report of the job's next attempt."""
+    return timedelta(seconds=max(60, int(getattr(settings, "ESCALATION_RERUN_TIMEOUT", 1800))))
 
 
 def backoff(attempt: int) -> timedelta:
@@ -107,9 +114,10 @@ def claim(attempt_id: int, now: datetime) -> bool:
 
 
 def run_due(now: datetime | None = None) -> list[int]:
-    """Claims the due attempts and runs each (in the worker when a dispatcher is set). Returns
-    the ids claimed by this call."""
+    """Fails the re-runs that timed out (``time_out_reruns``), then claims the due attempts and
+    runs each (in the worker when a dispatcher is set). Returns the ids claimed by this call."""
     now = now or timezone.now()
+    time_out_reruns(now)
     due = list(
         RecoveryAttempt.objects.filter(status=Status.SCHEDULED, scheduled_for__lte=now)
         .order_by("scheduled_for", "id")
@@ -122,6 +130,35 @@ def run_due(now: datetime | None = None) -> list[int]:
         else:
             execute(attempt_id)
     return claimed
+
+
+def time_out_reruns(now: datetime | None = None) -> list[int]:
+    """Re-run attempts taken more than ``ESCALATION_RERUN_TIMEOUT`` ago that heard neither a pass
+    nor a failure of the job's next attempt: each fails as timed out, then follows the failed
+    path (the next attempt after its backoff, or the scrum master past the maximum). ``fail``'s
+    conditional UPDATE (``running`` → ``failed``) is the claim: a report arriving at the same
+    moment, or a second sweep, finds it taken. Returns the ids this call failed."""
+    now = now or timezone.now()
+    timeout = rerun_timeout()
+    stale = RecoveryAttempt.objects.select_related("escalation", "failure").filter(
+        status=Status.RUNNING,
+        action=RecoveryAction.RERUN_FAILED_JOBS,
+        started_at__lte=now - timeout,
+    )
+    timed_out = []
+    for attempt in stale.order_by("started_at", "id")[:SWEEP_BATCH]:
+        minutes = int(timeout.total_seconds() // 60)
+        if attempt.detail:
+            detail = f"timed out: no report of the re-run within {minutes} min ({attempt.detail})"
+        else:
+            detail = f"timed out: the re-run was not queued within {minutes} min"
+        if attempt.escalation.status != Escalation.Status.OPEN:
+            # Resolved by hand meanwhile: nothing is owed, the attempt is not a failure.
+            if _finish(attempt, Status.CANCELLED, "the escalation was resolved meanwhile", now):
+                timed_out.append(attempt.pk)
+        elif fail(attempt, detail, now=now):
+            timed_out.append(attempt.pk)
+    return timed_out
 
 
 def execute(attempt_id: int, now: datetime | None = None) -> str:
@@ -140,6 +177,8 @@ def execute(attempt_id: int, now: datetime | None = None) -> str:
                 _finish(attempt, Status.SUCCEEDED, detail, now)
                 sla.resolve(escalation, "auto_recovered", now=now)
         else:
+            if detail != NO_PROBE:  # the probe ran and found the database down
+                overrides.confirm_by_probe(escalation, detail)
             fail(attempt, detail, now=now, retry=detail != NO_PROBE)
         return attempt.status
     if attempt.action == RecoveryAction.RERUN_FAILED_JOBS:
@@ -237,22 +276,23 @@ def fail(
     now: datetime | None = None,
     retry: bool = True,
     failure: FailureEvent | None = None,
-) -> None:
+) -> bool:
     """The attempt failed: the next one after its backoff, or past the maximum (or when a retry
-    cannot help) the scrum master is told."""
+    cannot help) the scrum master is told. False when it had finished already."""
     now = now or timezone.now()
     with transaction.atomic():
         if not _finish(attempt, Status.FAILED, detail, now):
-            return
+            return False
         escalation = attempt.escalation
         if escalation.status != Escalation.Status.OPEN:
-            return
+            return True
         if retry and attempt.attempt < max_attempts():
             _schedule(
                 escalation, failure or attempt.failure, attempt.action, attempt.attempt + 1, now
             )
-            return
+            return True
         escalate(attempt, detail)
+    return True
 
 
 def escalate(attempt: RecoveryAttempt, detail: str) -> None:
