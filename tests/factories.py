@@ -54,3 +54,24 @@ RCA_VARIABLES = {
     "details": "Step 3 failed.",
     "priority": "2",
 }
+
+
+# --- exports (seed 001) ---------------------------------------------------------------------------
+
+
+class ExportSessionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "exports.ExportSession"
+
+    name = factory.Sequence(lambda n: f"Planning session {n}")
+    jira_project_key = "OPS"
+
+
+class ExportTicketFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "exports.ExportTicket"
+
+    session = factory.SubFactory(ExportSessionFactory)
+    order = factory.Sequence(lambda n: n + 1)
+    title = factory.Sequence(lambda n: f"Ticket {n}")
+    description_html = "<p>Do the <strong>thing</strong>.</p>"
