@@ -1,0 +1,769 @@
+"""The export engine: a session's tickets become Jira issues, exactly once each (seed 001).
+
+Run by the Celery task ``exports.run_export`` (one per start or retry, its task id the session's
+``export_task_id``):
+
+1. Final validation: tickets in dependency order (a cycle fails the export naming it), the project
+   reachable and the portal allowed to create issues in it; the project's priorities, assignable
+   users and sprints fetched once for the graceful fallbacks.
+2. Each ticket in dependency order (``sequential``) or 50 a call (``bulk``): fresh HTML -> ADF,
+   the create with fallbacks (an assignee Jira does not know: unassigned; a sprint it does not
+   have: none; a priority it does not offer: its default; each a ``ManualFix`` with guidance), the
+   key and URL stored at once in their own transaction, the attachment, then the delay.
+3. The ``Blocks`` links, each once (``TicketDependency.jira_link_created``).
+4. A sweep for orphans (issues with our marker that no ticket owns), then completion.
+
+Hard stops (authentication, network, critical errors) fail the export with the seed's category,
+message and recovery actions; a retry resumes at the failed ticket and reuses every stored key.
+
+Exactly once: every create carries the ticket's idempotency key as a Jira label. Before a ticket's
+first create an ``ticket_attempt`` event is committed; a ticket with such an event (a retry, a
+redelivered task, a crash between Jira's answer and our commit) is looked up by its label before it
+is created again (``reconcile_first``), so its issue is found instead of duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from exports.errors import DependencyCycle, InvalidSession
+from exports.models import (
+    ExportEvent,
+    ExportSession,
+    ExportTicket,
+    ManualFix,
+    OrphanedIssue,
+    TicketDependency,
+)
+from exports.services import lifecycle
+from exports.services.lifecycle import ExportFailure
+from exports.services.ordering import dependency_order
+from exports.services.pacing import Pacer, Superseded
+from itsm.public import (
+    CreatedTicket,
+    ItsmError,
+    NotConfigured,
+    RetryableError,
+    UpstreamRejected,
+    ValidationFailed,
+    client_for,
+)
+
+logger = logging.getLogger("exports.engine")
+
+Category = ExportSession.ErrorCategory
+TicketStatus = ExportTicket.ExportStatus
+FixType = ManualFix.IssueType
+
+ATTEMPT = "ticket_attempt"
+EXPORTED = "ticket_exported"
+ATTACHMENT_ATTEMPT = "attachment_attempt"
+IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"  # itsm's marker label (``portal-idem-<key>``)
+BULK_SIZE = 50
+
+
+def session_label(session_id: Any) -> str:
+    """A label on every issue of the session: the orphan sweep searches by it."""
+    return f"portal-export-{session_id}"
+
+
+def sprint_field() -> str:
+    return getattr(settings, "EXPORT_JIRA_SPRINT_FIELD", "customfield_10020")
+
+
+def board_id() -> int | None:
+    value = getattr(settings, "EXPORT_JIRA_BOARD_ID", 1)
+    return int(value) if value else None
+
+
+class StopExport(Exception):
+    """A hard stop: the export fails with ``failure`` at ``ticket_order``."""
+
+    def __init__(self, failure: ExportFailure, ticket_order: int | None) -> None:
+        super().__init__(failure.user_message)
+        self.failure = failure
+        self.ticket_order = ticket_order
+
+
+# --- what a failure means to the user ----------------------------------------------------------
+RETRY_LATER = ["Retry the export in a few minutes", "Check Jira's status page if it keeps failing"]
+ASK_ADMIN_TOKEN = [
+    "Ask an administrator to renew the portal's Jira API token",
+    "Retry the export once it is fixed",
+]
+ASK_ADMIN_PERMISSION = [
+    "Ask a Jira administrator to grant the portal's account Browse and Create issues in the project",
+    "Retry the export once it is fixed",
+]
+EDIT_TICKET = ["Edit the ticket on the session's review page", "Retry the export"]
+
+
+def classify(
+    exc: Exception, *, ticket: ExportTicket | None = None, project: str = ""
+) -> ExportFailure:
+    """The seed's error categories for an exception met during the export."""
+    where = f"ticket #{ticket.order} \u201c{ticket.title}\u201d" if ticket else "the export"
+    if isinstance(exc, DependencyCycle | InvalidSession):
+        return ExportFailure(
+            Category.USER_FIXABLE, exc.message,
+            ["Remove one of the dependencies of the cycle on the review page", "Retry the export"],
+            kind="validation",
+        )  # fmt: skip
+    if isinstance(exc, NotConfigured):
+        return ExportFailure(
+            Category.ADMIN_REQUIRED, "Jira is not configured for the portal (JIRA_BASE_URL).",
+            ["Ask an administrator to configure the Jira connection", "Retry the export"],
+            kind="critical",
+        )  # fmt: skip
+    if isinstance(exc, RetryableError):
+        limited = " (rate limited)" if exc.status_code == 429 else ""
+        return ExportFailure(
+            Category.TEMPORARY,
+            f"Jira could not be reached{limited} while exporting {where}: network timeout or "
+            "service unavailable. Nothing was lost; a retry resumes here.",
+            RETRY_LATER, kind="network",
+        )  # fmt: skip
+    if isinstance(exc, UpstreamRejected):
+        if exc.status_code == 401:
+            return ExportFailure(
+                Category.ADMIN_REQUIRED,
+                "Jira rejected the portal's credentials: the API token expired or was revoked.",
+                ASK_ADMIN_TOKEN, kind="auth",
+            )  # fmt: skip
+        if exc.status_code == 403:
+            return ExportFailure(
+                Category.ADMIN_REQUIRED,
+                f"Jira refused permission in project {project}: the portal's account may not "
+                "create issues there (permissions revoked?).",
+                ASK_ADMIN_PERMISSION, kind="auth",
+            )  # fmt: skip
+        fields = set(exc.field_errors)
+        if exc.status_code == 404 or "project" in fields:
+            return ExportFailure(
+                Category.USER_FIXABLE,
+                f"Jira project {project} does not exist any more (deleted or renamed).",
+                ["Check the session's Jira project key", "Ask a Jira administrator whether the "
+                 "project was deleted", "Retry the export"],
+                kind="critical",
+            )  # fmt: skip
+        if "issuetype" in fields:
+            return _issue_type_unavailable(ticket, project)
+        return ExportFailure(
+            Category.USER_FIXABLE,
+            f"Jira refused {where}: {exc.message}",
+            EDIT_TICKET,
+            kind="ticket",
+        )
+    if isinstance(exc, ValidationFailed):
+        if any(error.field == "issue_type" for error in exc.errors):
+            return _issue_type_unavailable(ticket, project)
+        problems = "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+        return ExportFailure(
+            Category.USER_FIXABLE, f"{where.capitalize()} is not valid for Jira: {problems}",
+            EDIT_TICKET, kind="ticket",
+        )  # fmt: skip
+    if isinstance(exc, ItsmError):
+        return ExportFailure(
+            Category.TEMPORARY, f"Jira failed while exporting {where}: {exc.message}",
+            RETRY_LATER, kind="network",
+        )  # fmt: skip
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return ExportFailure(
+            Category.TEMPORARY,
+            "The export ran out of its time limit. A retry resumes where it stopped.",
+            ["Retry the export", "Ask an administrator to raise EXPORT_MAX_TICKETS' time budget"],
+            kind="network",
+        )  # fmt: skip
+    return ExportFailure(
+        Category.TEMPORARY, f"The export failed unexpectedly at {where} ({type(exc).__name__}).",
+        ["Retry the export", "Contact an administrator if it fails again"], kind="critical",
+    )  # fmt: skip
+
+
+def _issue_type_unavailable(ticket: ExportTicket | None, project: str) -> ExportFailure:
+    issue_type = ticket.issue_type if ticket else "the issue type"
+    return ExportFailure(
+        Category.ADMIN_REQUIRED,
+        f"The issue type \u201c{issue_type}\u201d is not available in Jira project {project}.",
+        ["Ask a Jira administrator to add the issue type to the project's scheme",
+         "Or change the ticket's issue type, then retry"],
+        kind="critical",
+    )  # fmt: skip
+
+
+# --- the project's data, for the fallbacks -------------------------------------------------------
+@dataclass
+class ProjectData:
+    """What Jira offers in the project; None where it could not be read (Jira then decides)."""
+
+    priorities: list[dict[str, Any]] | None = None
+    users: list[dict[str, Any]] | None = None
+    sprints: list[dict[str, Any]] | None = None
+
+    def priority(self, wanted: str) -> str | bool | None:
+        """The priority's name; False when Jira does not offer it; None when unknown."""
+        if self.priorities is None:
+            return None
+        for priority in self.priorities:
+            if wanted.strip().lower() in (
+                str(priority.get("name", "")).lower(),
+                str(priority.get("id")),
+            ):
+                return str(priority["name"])
+        return False
+
+    def account(self, wanted: str) -> str | bool | None:
+        if self.users is None:
+            return None
+        needle = wanted.strip().lower()
+        for user in self.users:
+            names = (user.get("accountId"), user.get("emailAddress"), user.get("displayName"))
+            if needle in {str(name).lower() for name in names if name}:
+                return str(user["accountId"])
+        return False
+
+    def sprint(self, wanted: str) -> int | bool | None:
+        if self.sprints is None:
+            return None
+        needle = wanted.strip().lower()
+        for sprint in self.sprints:
+            if needle in (str(sprint.get("id")), str(sprint.get("name", "")).lower()):
+                return int(sprint["id"])
+        return False
+
+
+FIX_GUIDANCE = {
+    FixType.ASSIGNEE_INVALID: (
+        "assignee",
+        "Assignee \u201c{value}\u201d cannot be assigned issues in {project}; the issue was "
+        "created unassigned. Assign it in Jira once the person has access to the project.",
+    ),
+    FixType.SPRINT_NOT_FOUND: (
+        "sprint",
+        "Sprint \u201c{value}\u201d was not found (or is closed) in {project}; the issue was "
+        "created without a sprint. Move it to the right sprint in Jira.",
+    ),
+    FixType.PRIORITY_UNAVAILABLE: (
+        "priority",
+        "Priority \u201c{value}\u201d is not available in {project}; the issue got Jira's default "
+        "priority. Set the priority in Jira.",
+    ),
+}
+
+
+def convert_description(html: str) -> dict[str, Any] | None:
+    """Fresh HTML -> ADF conversion of the ticket's latest edit (exports.adf)."""
+    if not html.strip():
+        return None
+    from exports.adf import html_to_adf
+
+    return html_to_adf(html)
+
+
+# --- one export run -------------------------------------------------------------------------------
+class ExportRun:
+    def __init__(
+        self,
+        session: ExportSession,
+        task_id: str,
+        client: Any,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        redelivered: bool = False,
+    ) -> None:
+        self.session = session
+        self.session_id = session.pk
+        self.task_id = task_id
+        self.client = client
+        self.project = session.jira_project_key
+        self.redelivered = redelivered
+        self.pacer = Pacer(lifecycle.ticket_delay_seconds(), sleep=sleep, beat=self.beat)
+        self.data = ProjectData()
+        self.attempted: set[Any] = set()
+        self.current: ExportTicket | None = None
+
+    # --- state ---------------------------------------------------------------------------
+    def beat(self, **fields: Any) -> bool:
+        return lifecycle.heartbeat(self.session_id, self.task_id, **fields)
+
+    def ensure_ours(self, **fields: Any) -> None:
+        if not self.beat(**fields):
+            raise Superseded
+
+    def stop(self, exc: Exception, ticket: ExportTicket | None) -> StopExport:
+        failure = classify(exc, ticket=ticket, project=self.project)
+        return StopExport(failure, ticket.order if ticket else None)
+
+    # --- the run ---------------------------------------------------------------------------
+    def execute(self) -> str:
+        tickets = self.validate()
+        pending = [t for t in tickets if not t.jira_ticket_key]
+        if self.session.export_mode == ExportSession.Mode.BULK:
+            self.export_bulk(tickets, pending)
+        else:
+            for index, ticket in enumerate(tickets):
+                created = self.export_ticket(ticket)
+                if created and index < len(tickets) - 1:
+                    self.pacer.pause()
+        self.ensure_ours(current_ticket_title="")
+        lifecycle.publish(self.session_id)
+        self.create_links()
+        self.sweep_orphans()
+        return "completed" if lifecycle.complete_export(self.session_id, self.task_id) else "stale"
+
+    def validate(self) -> list[ExportTicket]:
+        tickets = list(self.session.tickets.order_by("order"))
+        depends_on: dict[int, list[int]] = {}
+        for blocked, blocker in TicketDependency.objects.filter(
+            blocked__session=self.session
+        ).values_list("blocked__order", "blocker__order"):
+            depends_on.setdefault(blocked, []).append(blocker)
+        try:
+            ordered = dependency_order(tickets, depends_on)
+        except InvalidSession as exc:
+            cycle = getattr(exc, "cycle", None)
+            raise StopExport(classify(exc), cycle[0] if cycle else None) from exc
+        first = ordered[0] if ordered else None
+        try:
+            granted = self.client.my_permissions(self.project, ["BROWSE_PROJECTS", "CREATE_ISSUES"])
+        except ItsmError as exc:
+            raise self.stop(exc, None) from exc
+        if not all(granted.values()):
+            missing = ", ".join(name for name, ok in granted.items() if not ok)
+            raise StopExport(
+                ExportFailure(
+                    Category.ADMIN_REQUIRED,
+                    f"The portal's Jira account lacks {missing} in project {self.project}.",
+                    ASK_ADMIN_PERMISSION, kind="auth",
+                ),
+                first.order if first else None,
+            )  # fmt: skip
+        self.data = self.prefetch(tickets)
+        attempted = ExportEvent.objects.filter(
+            session=self.session, kind=ATTEMPT, ticket__isnull=False
+        ).values_list("ticket_id", flat=True)
+        self.attempted = set(attempted)
+        return ordered
+
+    def prefetch(self, tickets: list[ExportTicket]) -> ProjectData:
+        data = ProjectData()
+
+        def read(call: Callable[[], Any]) -> Any:
+            try:
+                return call()
+            except RetryableError as exc:
+                raise self.stop(exc, None) from exc
+            except UpstreamRejected as exc:
+                if exc.status_code == 401:
+                    raise self.stop(exc, None) from exc
+                return None  # not readable: Jira's answer to the create decides
+
+        if any(t.priority for t in tickets):
+            data.priorities = read(self.client.priorities)
+        if any(t.assignee for t in tickets):
+            data.users = read(lambda: self.client.assignable_users(self.project))
+        if any(t.sprint for t in tickets):
+            board = board_id()
+            data.sprints = read(lambda: self.client.sprints(board)) if board else []
+        return data
+
+    # --- one ticket --------------------------------------------------------------------------
+    def export_ticket(self, ticket: ExportTicket) -> bool:
+        """Creates the ticket's issue unless it has one, then its attachment. True when an issue
+        was created (or found) now, which the delay follows."""
+        created = False
+        if not ticket.jira_ticket_key:
+            self.ensure_ours(current_ticket_title=ticket.title[:255])
+            try:
+                result = self.create_with_fallbacks(ticket)
+            except (ItsmError, InvalidSession, ValueError) as exc:
+                raise self.fail_ticket(ticket, exc) from exc
+            self.store_key(ticket, result)
+            self.pacer.observe(result.log)
+            created = True
+        if ticket.attachment and not ticket.attachment_uploaded:
+            self.upload_attachment(ticket)
+        return created
+
+    def fail_ticket(self, ticket: ExportTicket, exc: Exception) -> StopExport:
+        stop = self.stop(exc, ticket)
+        with transaction.atomic():
+            ExportTicket.objects.filter(pk=ticket.pk).update(
+                jira_export_status=TicketStatus.FAILED, error_message=stop.failure.user_message
+            )
+            lifecycle.record(
+                self.session_id, "ticket_failed", stop.failure.user_message, ticket=ticket,
+                from_status=ticket.jira_export_status, to_status=TicketStatus.FAILED,
+                data=stop.failure.as_dict(),
+            )  # fmt: skip
+        return stop
+
+    def plan_fields(self, ticket: ExportTicket) -> dict[str, Any]:
+        """The create's extra fields, with the fallbacks the project's data already decides."""
+        extra: dict[str, Any] = {"labels": [*ticket.labels, session_label(self.session_id)]}
+        if ticket.priority:
+            name = self.data.priority(ticket.priority)
+            if name is False:
+                self.manual_fix(ticket, FixType.PRIORITY_UNAVAILABLE)
+            else:
+                extra["priority"] = {"name": name or ticket.priority}
+        if ticket.assignee:
+            account = self.data.account(ticket.assignee)
+            if account is False:
+                self.manual_fix(ticket, FixType.ASSIGNEE_INVALID)
+            else:
+                extra["assignee"] = account or ticket.assignee
+        if ticket.sprint:
+            sprint = self.data.sprint(ticket.sprint)
+            if sprint is False:
+                self.manual_fix(ticket, FixType.SPRINT_NOT_FOUND)
+            elif sprint is not None:
+                extra[sprint_field()] = sprint
+            elif ticket.sprint.isdigit():
+                extra[sprint_field()] = int(ticket.sprint)
+            else:
+                self.manual_fix(ticket, FixType.SPRINT_NOT_FOUND)
+        return extra
+
+    def fall_back(
+        self, ticket: ExportTicket, extra: dict[str, Any], rejected: Iterable[str]
+    ) -> bool:
+        """Drops the fields Jira refused that have a graceful fallback; True when any was."""
+        dropped = False
+        for name in set(rejected):
+            if name in ("assignee",) and "assignee" in extra:
+                del extra["assignee"]
+                self.manual_fix(ticket, FixType.ASSIGNEE_INVALID)
+                dropped = True
+            elif name == "priority" and "priority" in extra:
+                del extra["priority"]
+                self.manual_fix(ticket, FixType.PRIORITY_UNAVAILABLE)
+                dropped = True
+            elif name in (sprint_field(), "sprint") and sprint_field() in extra:
+                del extra[sprint_field()]
+                self.manual_fix(ticket, FixType.SPRINT_NOT_FOUND)
+                dropped = True
+        return dropped
+
+    def mark_attempt(self, ticket: ExportTicket) -> bool:
+        """Commits that the ticket's create is about to be sent; True when it may have been sent
+        before (its issue must then be looked up by its marker first)."""
+        before = self.redelivered or ticket.pk in self.attempted
+        if ticket.pk not in self.attempted:
+            lifecycle.record(
+                self.session_id, ATTEMPT, f"Creating #{ticket.order} in {self.project}.",
+                ticket=ticket, data={"idempotency_key": ticket.idempotency_key},
+            )  # fmt: skip
+            self.attempted.add(ticket.pk)
+        return before
+
+    def create_with_fallbacks(self, ticket: ExportTicket) -> CreatedTicket:
+        description = convert_description(ticket.description_html)
+        extra = self.plan_fields(ticket)
+        reconcile_first = self.mark_attempt(ticket)
+        while True:
+            try:
+                return self.client.create_ticket(
+                    self.project, ticket.title, description, ticket.issue_type or "Task", extra,
+                    idempotency_key=ticket.idempotency_key, reconcile_first=reconcile_first,
+                )  # fmt: skip
+            except ValidationFailed as exc:
+                if not self.fall_back(ticket, extra, (e.field for e in exc.errors)):
+                    raise
+            except UpstreamRejected as exc:
+                if exc.status_code != 400 or not self.fall_back(ticket, extra, exc.field_errors):
+                    raise
+            except RetryableError as exc:
+                reconcile_first = reconcile_first or exc.sent
+                if exc.status_code != 429 or not self.pacer.may_wait_for_limit(exc.retry_after):
+                    raise
+                self.pacer.wait_for_limit(exc.retry_after)
+
+    def store_key(self, ticket: ExportTicket, created: CreatedTicket) -> None:
+        """The key and URL, committed the moment Jira answered (whatever became of the session)."""
+        now = timezone.now()
+        with transaction.atomic():
+            ExportTicket.objects.filter(pk=ticket.pk).update(
+                jira_issue_id=created.id,
+                jira_ticket_key=created.key,
+                jira_ticket_url=created.url,
+                jira_export_status=TicketStatus.EXPORTED,
+                exported_at=now,
+                error_message="",
+                updated_at=now,
+            )
+            lifecycle.record(
+                self.session_id, EXPORTED, f"#{ticket.order} is {created.key}.", ticket=ticket,
+                from_status=ticket.jira_export_status, to_status=TicketStatus.EXPORTED,
+                data={"jira_key": created.key, "reconciled": created.reconciled,
+                      "attempts": created.log.as_list() if created.log else []},
+            )  # fmt: skip
+        ticket.jira_issue_id, ticket.jira_ticket_key = created.id, created.key
+        ticket.jira_ticket_url, ticket.jira_export_status = created.url, TicketStatus.EXPORTED
+        ticket.exported_at = now
+
+    def manual_fix(self, ticket: ExportTicket, issue_type: str) -> None:
+        attribute, text = FIX_GUIDANCE[issue_type]
+        action = text.format(value=getattr(ticket, attribute), project=self.project)
+        self.record_fix(ticket, issue_type, action)
+
+    def record_fix(self, ticket: ExportTicket, issue_type: str, action: str) -> None:
+        _, created = ManualFix.objects.get_or_create(
+            ticket=ticket, issue_type=issue_type,
+            defaults={"session_id": self.session_id, "recommended_action": action},
+        )  # fmt: skip
+        if created:
+            lifecycle.record(
+                self.session_id, "manual_fix", action, ticket=ticket,
+                data={"issue_type": issue_type},
+            )  # fmt: skip
+
+    # --- attachments ---------------------------------------------------------------------------
+    def upload_attachment(self, ticket: ExportTicket) -> None:
+        filename = os.path.basename(ticket.attachment.name)
+        key = ticket.jira_ticket_key
+        try:
+            again = ExportEvent.objects.filter(ticket=ticket, kind=ATTACHMENT_ATTEMPT).exists()
+            if again and self.attachment_exists(key, filename):
+                self.mark_uploaded(ticket, filename, found=True)
+                return
+            lifecycle.record(self.session_id, ATTACHMENT_ATTEMPT, filename, ticket=ticket)
+            with ticket.attachment.open("rb") as handle:
+                content = handle.read()
+            mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            self.client.add_attachment(key, filename, content, mime)
+        except OSError as exc:
+            self.record_fix(
+                ticket, FixType.ATTACHMENT_FAILED,
+                f"The attachment {filename} could not be read ({type(exc).__name__}); attach it "
+                f"to {key} in Jira by hand.",
+            )  # fmt: skip
+            return
+        except UpstreamRejected as exc:
+            if exc.status_code == 401:
+                raise self.fail_ticket(ticket, exc) from exc
+            self.record_fix(
+                ticket, FixType.ATTACHMENT_FAILED,
+                f"Jira refused the attachment {filename} ({exc.message}); attach it to {key} in "
+                "Jira by hand.",
+            )  # fmt: skip
+            return
+        except ItsmError as exc:
+            raise self.fail_ticket(ticket, exc) from exc
+        self.mark_uploaded(ticket, filename)
+
+    def attachment_exists(self, key: str, filename: str) -> bool:
+        issue = self.client.get_issue(key, ["attachment"])
+        attachments = (issue.get("fields") or {}).get("attachment") or []
+        return any(item.get("filename") == filename for item in attachments)
+
+    def mark_uploaded(self, ticket: ExportTicket, filename: str, *, found: bool = False) -> None:
+        with transaction.atomic():
+            ExportTicket.objects.filter(pk=ticket.pk).update(attachment_uploaded=True)
+            lifecycle.record(
+                self.session_id, "attachment_uploaded", filename, ticket=ticket,
+                data={"found_existing": found},
+            )  # fmt: skip
+        ticket.attachment_uploaded = True
+
+    # --- bulk mode -------------------------------------------------------------------------------
+    def export_bulk(self, tickets: list[ExportTicket], pending: list[ExportTicket]) -> None:
+        """Up to 50 creates a call, with the same per-ticket status, fallbacks and resume."""
+        pending_ids = {t.pk for t in pending}
+        queue = [t for t in tickets if t.pk in pending_ids]
+        for offset in range(0, len(queue), BULK_SIZE):
+            chunk = queue[offset : offset + BULK_SIZE]
+            self.ensure_ours(current_ticket_title=chunk[0].title[:255])
+            to_send: list[tuple[ExportTicket, dict[str, Any]]] = []
+            for ticket in chunk:
+                try:
+                    if self.mark_attempt(ticket) and self.reconcile(ticket):
+                        continue
+                    fields = self.client.issue_fields(
+                        self.project, ticket.title, convert_description(ticket.description_html),
+                        ticket.issue_type or "Task", self.plan_fields(ticket),
+                        ticket.idempotency_key,
+                    )  # fmt: skip
+                except (ItsmError, ValueError) as exc:
+                    raise self.fail_ticket(ticket, exc) from exc
+                to_send.append((ticket, {"fields": fields}))
+            if to_send:
+                self.send_bulk(to_send)
+            for ticket in chunk:
+                if ticket.attachment and not ticket.attachment_uploaded:
+                    self.upload_attachment(ticket)
+            if offset + BULK_SIZE < len(queue):
+                self.pacer.pause()
+        # Tickets created before (an earlier run) may still lack their attachment.
+        for ticket in tickets:
+            if (
+                ticket.pk not in pending_ids
+                and ticket.attachment
+                and not ticket.attachment_uploaded
+            ):
+                self.upload_attachment(ticket)
+
+    def reconcile(self, ticket: ExportTicket) -> bool:
+        """A ticket that may have been created before: found by its marker and stored."""
+        found = self.client.find_by_idempotency_key(ticket.idempotency_key)
+        if not found:
+            return False
+        key = str(found["key"])
+        self.store_key(
+            ticket, CreatedTicket("jira", str(found["id"]), key, self.client.browse_url(key), True)
+        )
+        return True
+
+    def send_bulk(self, to_send: list[tuple[ExportTicket, dict[str, Any]]]) -> None:
+        while True:
+            try:
+                result = self.client.bulk_create([payload for _, payload in to_send])
+                break
+            except RetryableError as exc:
+                # Bulk create is not retried ambiguously by the client; a 429 says nothing was
+                # done, so it is waited out here like a sequential create's.
+                if (
+                    exc.status_code != 429
+                    or exc.sent
+                    or not self.pacer.may_wait_for_limit(exc.retry_after)
+                ):
+                    raise self.fail_ticket(to_send[0][0], exc) from exc
+                self.pacer.wait_for_limit(exc.retry_after)
+            except ItsmError as exc:
+                raise self.fail_ticket(to_send[0][0], exc) from exc
+        for index, created in sorted(result.created.items()):
+            self.store_key(to_send[index][0], created)
+        # Refused elements go through the sequential create, which takes the fallbacks (a
+        # refused element was not created, so nothing can be duplicated).
+        for failure in sorted(result.failed, key=lambda f: f.index):
+            ticket = to_send[failure.index][0]
+            self.ensure_ours(current_ticket_title=ticket.title[:255])
+            try:
+                created = self.create_with_fallbacks(ticket)
+            except (ItsmError, InvalidSession, ValueError) as exc:
+                raise self.fail_ticket(ticket, exc) from exc
+            self.store_key(ticket, created)
+
+    # --- links and orphans ----------------------------------------------------------------------
+    def create_links(self) -> None:
+        links = TicketDependency.objects.filter(
+            blocked__session_id=self.session_id, jira_link_created=False
+        ).select_related("blocker", "blocked")
+        for link in links.order_by("blocked__order", "blocker__order"):
+            self.ensure_ours()
+            try:
+                self.client.link_issues(link.blocker.jira_ticket_key, link.blocked.jira_ticket_key)
+            except UpstreamRejected as exc:
+                if exc.status_code in (401, 403):
+                    raise self.stop(exc, link.blocked) from exc
+                self.record_fix(
+                    link.blocked, FixType.LINK_FAILED,
+                    f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
+                    f"{link.blocked.jira_ticket_key} ({exc.message}); add it in Jira.",
+                )  # fmt: skip
+                continue
+            except ItsmError as exc:
+                raise self.stop(exc, link.blocked) from exc
+            with transaction.atomic():
+                TicketDependency.objects.filter(pk=link.pk).update(jira_link_created=True)
+                count = TicketDependency.objects.filter(
+                    blocked__session_id=self.session_id, jira_link_created=True
+                ).count()
+                ExportSession.objects.filter(pk=self.session_id).update(dependencies_created=count)
+                lifecycle.record(
+                    self.session_id, "link_created",
+                    f"{link.blocker.jira_ticket_key} blocks {link.blocked.jira_ticket_key}",
+                    ticket=link.blocked,
+                )  # fmt: skip
+
+    def sweep_orphans(self) -> None:
+        """Issues carrying the session's label that no ticket owns are listed for cleanup.
+
+        Best effort: Jira's search lags its writes, and a failed sweep never fails an export."""
+        tickets = {str(t.pk): t for t in self.session.tickets.all()}
+        owned = {t.jira_ticket_key for t in tickets.values() if t.jira_ticket_key}
+        try:
+            issues = list(
+                self.client.search(
+                    f'labels = "{session_label(self.session_id)}"', fields=["labels"]
+                )
+            )
+        except ItsmError:
+            logger.warning("exports.orphan_sweep_failed", extra={"session": str(self.session_id)})
+            return
+        for issue in issues:
+            key = str(issue.get("key", ""))
+            if not key or key in owned:
+                continue
+            labels = (issue.get("fields") or {}).get("labels") or []
+            ticket = None
+            for label in labels:
+                if label.startswith(f"{IDEMPOTENCY_LABEL_PREFIX}export-"):
+                    ticket = tickets.get(label.removeprefix(f"{IDEMPOTENCY_LABEL_PREFIX}export-"))
+            reason = (
+                f"A second issue for ticket #{ticket.order} (its issue is {ticket.jira_ticket_key})."
+                if ticket
+                else "No ticket of the session owns this issue (the ticket was deleted?)."
+            )
+            _, created = OrphanedIssue.objects.get_or_create(
+                session_id=self.session_id, jira_key=key,
+                defaults={"ticket": ticket, "reason": reason},
+            )  # fmt: skip
+            if created:
+                lifecycle.record(self.session_id, "orphan_found", f"{key}: {reason}", ticket=ticket)
+
+
+def run_export(
+    session_id: Any,
+    task_id: Any,
+    *,
+    redelivered: bool = False,
+    client: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Runs (or resumes) the session's export if ``task_id`` is its export; returns the outcome:
+    ``completed``, ``failed`` or ``stale`` (not this task's: nothing was done)."""
+    session = ExportSession.objects.filter(pk=session_id).first()
+    if (
+        session is None
+        or session.status != ExportSession.Status.EXPORTING
+        or str(session.export_task_id) != str(task_id)
+    ):
+        return "stale"
+    own_client = client is None
+    try:
+        if client is None:
+            client = client_for("jira")
+        run = ExportRun(session, str(task_id), client, sleep=sleep, redelivered=redelivered)
+        return run.execute()
+    except Superseded:
+        return "stale"
+    except StopExport as stop:
+        lifecycle.fail_export(session_id, task_id, stop.failure, stop.ticket_order)
+        return "failed"
+    except (NotConfigured, SoftTimeLimitExceeded) as exc:
+        order = (
+            ExportTicket.objects.filter(session_id=session_id, jira_ticket_key="")
+            .order_by("order").values_list("order", flat=True).first()
+        )  # fmt: skip
+        lifecycle.fail_export(session_id, task_id, classify(exc), order)
+        return "failed"
+    except Exception as exc:
+        # A bug fails this export alone, with its reason stored; the worker logs the stack.
+        logger.exception("exports.export_crashed", extra={"session": str(session_id)})
+        lifecycle.fail_export(session_id, task_id, classify(exc), None)
+        return "failed"
+    finally:
+        if own_client and client is not None:
+            client.close()
