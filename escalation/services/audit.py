@@ -4,16 +4,12 @@ to the open CI pages (the pages reload their state; a lost push costs nothing)."
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from escalation.models import Escalation, EscalationEvent, FailureEvent
-
-logger = logging.getLogger("escalation.audit")
+from portal import live
 
 CI_GROUP = "escalation.ci"
 
@@ -50,10 +46,4 @@ def record(
 
 
 def publish(hint: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(CI_GROUP, hint)
-    except Exception:  # a push is a hint: the pages poll too
-        logger.warning("escalation: live update not sent", exc_info=True)
+    live.publish(CI_GROUP, hint)

@@ -45,6 +45,7 @@ looked for once it has ``MAX_EVIDENCE`` lines. Line numbers come from counting n
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import functools
 import hashlib
@@ -53,7 +54,7 @@ import re._constants as _sre
 import re._parser as _sre_parser  # the stdlib's own parser of ``re`` patterns (literal words)
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import re2
 
@@ -460,17 +461,41 @@ class _Watcher:
         self.groups = literal_groups(self.pattern.pattern)
 
 
+@dataclass(frozen=True)
+class _Prototype:
+    """A rule set's built search (:meth:`_Scan._build`), by watcher index."""
+
+    watchers: tuple[_Watcher, ...]
+    every_line: tuple[int, ...]
+    watching: tuple[int, ...]
+    search: Any
+    word_set: Any
+
+
+# Built searches by rule set (the tuple of eligible patterns): a few sets in practice, one per
+# exit code that has rules of its own.
+_PROTOTYPES: dict[tuple[Any, ...], _Prototype] = {}
+MAX_PROTOTYPES = 32
+
+
 class _Scan:
     """One pass over the log's blocks: candidate lines by literal search, then the patterns."""
 
     def __init__(self, rules: list[CompiledRule]) -> None:
-        self.watchers = [
-            _Watcher(rule.pattern, index) for index, rule in enumerate(rules) if rule.pattern
-        ]
-        self.watchers += [_Watcher(pattern, kind="test") for pattern in _FAILING_TEST]
-        self.watchers.append(_Watcher(_ERROR_LINE, kind="error"))
-        # The boundaries of GitHub Actions' echo of a step's script must be seen to skip it.
-        self.watchers += [_Watcher(pattern, kind="echo") for pattern in (_ECHO_START, _ECHO_END)]
+        # The first scan of a rule set builds the search (seconds' worth of work for ~100 rules
+        # over many logs); later scans of the same set start from copies of its watchers.
+        key = tuple((index, rule.pattern) for index, rule in enumerate(rules) if rule.pattern)
+        prototype = _PROTOTYPES.get(key)
+        if prototype is None:
+            self.watchers = [
+                _Watcher(rule.pattern, index) for index, rule in enumerate(rules) if rule.pattern
+            ]
+            self.watchers += [_Watcher(pattern, kind="test") for pattern in _FAILING_TEST]
+            self.watchers.append(_Watcher(_ERROR_LINE, kind="error"))
+            # The boundaries of GitHub Actions' echo of a step's script must be seen to skip it.
+            self.watchers += [
+                _Watcher(pattern, kind="echo") for pattern in (_ECHO_START, _ECHO_END)
+            ]
         # Candidate lines inside an open "##[group]Run" block wait here: an echo if the block
         # closes, the job's output if it does not (a log cut short, a hand-written one).
         self.echo_from: int | None = None
@@ -482,7 +507,32 @@ class _Scan:
         self.context: dict[int, str] = {}
         self.after = 0  # context lines still to take after the last evidence line
         self.tail: list[tuple[int, bytes]] = []  # the last lines read, numbered
-        self._build()
+        if prototype is None:
+            self._build()
+            if len(_PROTOTYPES) >= MAX_PROTOTYPES:
+                _PROTOTYPES.pop(next(iter(_PROTOTYPES)))
+            _PROTOTYPES[key] = self._prototype()
+        else:
+            self._start_from(prototype)
+
+    def _prototype(self) -> _Prototype:
+        """The freshly built state, before any line was read, to start later scans from."""
+        index = {id(watcher): number for number, watcher in enumerate(self.watchers)}
+        return _Prototype(
+            tuple(copy.copy(watcher) for watcher in self.watchers),
+            tuple(index[id(watcher)] for watcher in self.every_line),
+            tuple(index[id(watcher)] for watcher in self.watching),
+            self.search,
+            self.word_set,
+        )
+
+    def _start_from(self, prototype: _Prototype) -> None:
+        self.watchers = [copy.copy(watcher) for watcher in prototype.watchers]
+        self.every_line = [self.watchers[number] for number in prototype.every_line]
+        self.watching = [self.watchers[number] for number in prototype.watching]
+        self.search, self.word_set = prototype.search, prototype.word_set
+        self.plans = {}
+        self.dirty, self.wasted = False, 0
 
     def _build(self) -> None:
         """Points the search at the literals of the watchers still active."""
@@ -811,13 +861,14 @@ def _signature(
 def _last_words(tail: list[tuple[int, bytes]]) -> str:
     """The job's own last line: before the CI's closing "exit code" line, skipping the CI's
     bookkeeping (groups, GitLab's sections, Jenkins' [Pipeline] lines) and blank lines."""
-    lines = [(raw, _shown(raw)) for _, raw in tail]
+    # Lines are redacted only once chosen: redacting the whole tail cost more than the search.
+    lines = [(raw, clean_line(raw.decode("utf-8", errors="replace"))) for _, raw in tail]
     closing = [index for index, (_, text) in enumerate(lines) if _EXIT_TRAILER.match(text)]
     if closing:
         lines = lines[: closing[-1]]
     for raw, text in reversed(lines):
         if text.strip() and not raw.startswith(b"section_") and not _CI_BOOKKEEPING.match(text):
-            return text
+            return _redacted(text)
     return ""
 
 

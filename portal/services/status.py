@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
+from portal import live
 from portal.leader import LeaseRecord, backend_from_settings
 from portal.models import Heartbeat
 
@@ -42,8 +40,4 @@ def status_snapshot() -> dict:
 
 def publish_status() -> None:
     """Push the current snapshot to every open dashboard (a hint: pages reload it on connect)."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(
-            STATUS_GROUP, {"type": "status.changed", "status": status_snapshot()}
-        )
+    live.publish(STATUS_GROUP, {"type": "status.changed", "status": status_snapshot()})
