@@ -414,10 +414,38 @@ EXPORT_JIRA_ATTACHMENT_MAX_BYTES = int(
 )
 EXPORT_JIRA_BOARD_ID = os.environ.get("EXPORT_JIRA_BOARD_ID", "")
 EXPORT_VALIDATION_TIMEOUT_SECONDS = float(os.environ.get("EXPORT_VALIDATION_TIMEOUT_SECONDS", "5"))
+# The export engine (docs/exports.md): the seed's pause between tickets; the most tickets a session
+# may export; minutes without progress after which the reaper fails an export (temporary, retry
+# available); the sprint field's id in the Jira instance.
+EXPORT_TICKET_DELAY_SECONDS = float(os.environ.get("EXPORT_TICKET_DELAY_SECONDS", "1.5"))
+EXPORT_MAX_TICKETS = int(os.environ.get("EXPORT_MAX_TICKETS", "500"))
+EXPORT_STALE_MINUTES = float(os.environ.get("EXPORT_STALE_MINUTES", "10"))
+EXPORT_JIRA_SPRINT_FIELD = os.environ.get("EXPORT_JIRA_SPRINT_FIELD", "customfield_10020")
+# An export task may run for every ticket's delay plus a per-ticket budget (a create, an
+# attachment, the client's retries), plus 15 minutes for validation and links; the soft limit
+# fails it as temporary (a retry resumes), the hard limit a minute later kills it. The broker's
+# visibility timeout is at least twice the hard limit: a running export is never delivered to a
+# second worker (Redis re-delivers unacknowledged messages only after that timeout).
+EXPORT_TICKET_BUDGET_SECONDS = float(os.environ.get("EXPORT_TICKET_BUDGET_SECONDS", "5"))
+EXPORT_TASK_SOFT_TIME_LIMIT = int(
+    EXPORT_MAX_TICKETS * (EXPORT_TICKET_DELAY_SECONDS + EXPORT_TICKET_BUDGET_SECONDS) + 15 * 60
+)
+CELERY_TASK_ANNOTATIONS = {
+    "exports.run_export": {
+        "soft_time_limit": EXPORT_TASK_SOFT_TIME_LIMIT,
+        "time_limit": EXPORT_TASK_SOFT_TIME_LIMIT + 60,
+    }
+}
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"], 2 * (EXPORT_TASK_SOFT_TIME_LIMIT + 60)
+)
 
 # --- How the apps plug in -------------------------------------------------------------------
 # The portal imports no app (DESIGN.md): their URL modules are named here and included by
 # portal/urls.py and portal/api/urls.py.
 PORTAL_PAGE_URLCONFS = {"itsm/": "itsm.urls", "ci/": "escalation.urls", "exports/": "exports.urls"}
 PORTAL_API_URLCONFS = ["itsm.api.urls", "escalation.api.urls", "exports.api.urls"]
-PORTAL_WEBSOCKET_URLCONFS = ["escalation.routing"]
+PORTAL_WEBSOCKET_URLCONFS = ["escalation.routing", "exports.routing"]
+# URL modules mounted at their own prefix under /api/ (before the /api/ catch-all): the seed's
+# /api/jira/ paths.
+PORTAL_API_PREFIXED_URLCONFS = {"api/jira/": "exports.api.jira_urls"}

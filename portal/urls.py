@@ -31,5 +31,10 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/", include("portal.api.urls", namespace="api")),
+    # Apps' API modules at a prefix of their own (the seed's /api/jira/), named in settings.
+    *(
+        path(prefix, include(module))
+        for prefix, module in getattr(settings, "PORTAL_API_PREFIXED_URLCONFS", {}).items()
+    ),
     re_path(r"^api/.*$", api_not_found),
 ]
