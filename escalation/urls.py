@@ -1,6 +1,6 @@
 """Pages of the escalation app under ``/ci/`` (included through settings.PORTAL_PAGE_URLCONFS)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from escalation import views
 
@@ -29,4 +29,15 @@ urlpatterns = [
     path("escalations/<int:pk>/resolve", views.ResolveView.as_view(), name="escalation-resolve"),
     path("flaky/", views.FlakyTestsView.as_view(), name="flaky-tests"),
     path("help/", views.HelpView.as_view(), name="help"),
+    path("reports/", views.ReportsIndexView.as_view(), name="reports"),
+    re_path(
+        r"^reports/daily/(?P<day>\d{4}-\d{2}-\d{2})/$",
+        views.DailyReportPageView.as_view(),
+        name="report-daily",
+    ),
+    re_path(
+        r"^reports/weekly/(?P<day>\d{4}-\d{2}-\d{2})/$",
+        views.WeeklyReportPageView.as_view(),
+        name="report-weekly",
+    ),
 ]

@@ -8,10 +8,12 @@ Pages read models and call services for actions (DESIGN.md); every page updates 
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -34,7 +36,16 @@ from escalation.models import (
     RoutingRule,
     SlaRecord,
 )
-from escalation.services import ingest, overrides, recovery, reports, routing, sla
+from escalation.services import (
+    daily_reports,
+    ingest,
+    overrides,
+    recovery,
+    reports,
+    routing,
+    sla,
+    weekly_reports,
+)
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, QARequiredMixin, RoleRequiredMixin, user_has_role
 
@@ -352,5 +363,151 @@ class HelpView(RoleRequiredMixin, TemplateView):
             max_attempts=recovery.max_attempts(),
             rerun_timeout=int(recovery.rerun_timeout().total_seconds() // 60),
             zero_tolerance=sorted(ZERO_TOLERANCE_TYPES),
+        )
+        return context
+
+
+# --- Reports (issue 10): the daily metrics and the weekly pattern analysis, with charts --------
+def report_day(value: str) -> date:
+    """A page's date from its URL (YYYY-MM-DD, routed by pattern), or 404."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise Http404("Not a date.") from exc
+
+
+def bar_chart(label: str, labels: list, data: list, *, horizontal: bool = False) -> dict:
+    """A chart as static/escalation/reports.js draws it (Chart.js), sent with json_script."""
+    return {
+        "type": "bar",
+        "labels": [str(item) for item in labels],
+        "datasets": [{"label": label, "data": data}],
+        "horizontal": horizontal,
+    }
+
+
+TYPE_LABELS = dict(FailureType.choices)
+
+
+class ReportsIndexView(TriageRequiredMixin, TemplateView):
+    """The recent days and weeks, and a date to open."""
+
+    template_name = "escalation/reports_index.html"
+
+    def get(self, request, *args, **kwargs):
+        picked = request.GET.get("date", "").strip()
+        if picked:
+            kind = "weekly" if request.GET.get("kind") == "weekly" else "daily"
+            try:
+                day = date.fromisoformat(picked)
+                daily_reports.check_report_date(day)
+            except (ValueError, EscalationError) as problem:
+                messages.error(request, getattr(problem, "message", "Give a date as YYYY-MM-DD."))
+            else:
+                return redirect(f"escalation:report-{kind}", day=day.isoformat())
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        yesterday = reports.local_today() - timedelta(days=1)
+        context.update(
+            days=daily_reports.recent_reports(14),
+            weeks=[yesterday - timedelta(days=7 * n) for n in range(4)],
+            yesterday=yesterday,
+        )
+        return context
+
+
+class DailyReportPageView(TriageRequiredMixin, TemplateView):
+    template_name = "escalation/reports_daily.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        day = report_day(self.kwargs["day"])
+        try:
+            report = daily_reports.daily_report(day)
+        except EscalationError as exc:
+            raise Http404(exc.message) from exc
+        metrics = report.metrics
+        compliance = metrics["sla_compliance"]
+        by_type = metrics["failure_distribution"]["by_type"]
+        teams = metrics["team_performance"]["by_team"]
+        today = reports.local_today()
+        context.update(
+            report=report,
+            metrics=metrics,
+            day=day,
+            previous_day=day - timedelta(days=1),
+            next_day=day + timedelta(days=1) if day < today else None,
+            by_type=[(TYPE_LABELS.get(name, name), count) for name, count in by_type.items()],
+            csv_url=f"{reverse('api:ci-report-daily')}?date={day.isoformat()}&format=csv",
+            charts={
+                "sla": bar_chart(
+                    "SLA records",
+                    ["Within SLA", "Missed", "Still running"],
+                    [compliance["sla_hits"], compliance["sla_misses"], compliance["sla_pending"]],
+                ),
+                "distribution": bar_chart(
+                    "Failures (SLA records started)",
+                    [TYPE_LABELS.get(name, name) for name in by_type],
+                    list(by_type.values()),
+                    horizontal=True,
+                ),
+                "teams": bar_chart(
+                    "Average resolution time (hours)",
+                    [row["team"] for row in teams],
+                    [row["avg_resolution_time_hours"] for row in teams],
+                    horizontal=True,
+                ),
+            },
+        )
+        return context
+
+
+class WeeklyReportPageView(TriageRequiredMixin, TemplateView):
+    template_name = "escalation/reports_weekly.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        day = report_day(self.kwargs["day"])
+        try:
+            analysis = weekly_reports.analyze_weekly_patterns(day)
+        except EscalationError as exc:
+            raise Http404(exc.message) from exc
+        today = reports.local_today()
+        context.update(
+            analysis=analysis,
+            day=day,
+            previous_week=day - timedelta(days=7),
+            next_week=day + timedelta(days=7) if day + timedelta(days=7) <= today else None,
+            csv_url=f"{reverse('api:ci-report-weekly')}?date={day.isoformat()}&format=csv",
+            charts={
+                "misses-by-hour": bar_chart(
+                    "SLA misses by the hour their SLA started",
+                    [f"{row['hour']:02d}:00" for row in analysis["sla_misses_by_hour"]],
+                    [row["misses"] for row in analysis["sla_misses_by_hour"]],
+                ),
+                "types": bar_chart(
+                    "Failures",
+                    [
+                        TYPE_LABELS.get(r["failure_type"], r["failure_type"])
+                        for r in analysis["most_common_types"]
+                    ],
+                    [r["count"] for r in analysis["most_common_types"]],
+                    horizontal=True,
+                ),
+                "daily": {
+                    "type": "bar",
+                    "labels": [row["date"] for row in analysis["daily"]],
+                    "datasets": [
+                        {"label": "Failures", "data": [r["failures"] for r in analysis["daily"]]},
+                        {
+                            "label": "SLA misses",
+                            "data": [r["sla_misses"] for r in analysis["daily"]],
+                        },
+                    ],
+                    "horizontal": False,
+                },
+            },
         )
         return context
