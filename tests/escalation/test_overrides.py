@@ -551,3 +551,340 @@ def test_the_page_forms_need_a_csrf_token(developer, qa, itsm_endpoints):
     )
     assert response.status_code == 403
     assert not OverrideRequest.objects.exists()
+
+
+# --- confirming an infrastructure issue ------------------------------------------------------
+
+
+@pytest.fixture
+def oncall(db):
+    return UserFactory(username="oncall", roles=["operators"])
+
+
+def infrastructure_request(developer, run_id: str = "1") -> OverrideRequest:
+    failure = reported(DATABASE_LOG, run_id=run_id)
+    assert failure.failure_type == "database_connectivity"
+    return overrides.request_override(
+        failure, "infrastructure", "Postgres on the runner is down again", developer
+    )
+
+
+def test_on_call_confirms_the_infrastructure_issue_and_it_is_auto_approved(
+    developer, oncall, itsm_endpoints
+):
+    request = infrastructure_request(developer)
+    assert request.status == "pending" and not request.infrastructure_confirmed
+
+    overrides.confirm_infrastructure(request, oncall, "RDS status page: connection storm")
+
+    request.refresh_from_db()
+    assert request.status == "approved" and request.infrastructure_confirmed
+    assert request.decided_by is None  # the policy approved it, not a person
+    assert request.decision_reason.startswith("infrastructure_confirmed: confirmed by oncall")
+    confirmed = EscalationEvent.objects.get(kind="infrastructure_confirmed")
+    assert confirmed.actor == oncall
+    assert confirmed.data == {
+        "override": request.pk,
+        "source": "person",
+        "note": "RDS status page: connection storm",
+    }
+    approval = EscalationEvent.objects.get(kind="override_approved")
+    assert approval.actor == oncall
+    assert approval.data["policy"] == "infrastructure_confirmed"
+    assert approval.data["confirmed_by"] == "oncall"
+    assert approval.data["approver"] == "auto-approval (infrastructure confirmed by oncall)"
+    assert Notification.objects.filter(kind="override_followup").count() == 1
+    assert overrides.gate(request.failure).allowed is True
+
+
+def test_qa_confirms_too_but_no_one_confirms_their_own_request(developer, qa, itsm_endpoints):
+    own = infrastructure_request(developer)
+
+    with pytest.raises(OverrideNotAllowed, match="their own"):
+        overrides.confirm_infrastructure(own, developer, "I saw it go down")
+    assert OverrideRequest.objects.get(pk=own.pk).status == "pending"
+
+    overrides.confirm_infrastructure(own, qa, "the runner's Postgres is down")
+    assert OverrideRequest.objects.get(pk=own.pk).status == "approved"
+
+
+def test_a_user_without_a_triage_role_cannot_confirm(developer, itsm_endpoints):
+    request = infrastructure_request(developer)
+
+    with pytest.raises(OverrideNotAllowed, match="operators or the qa role"):
+        overrides.confirm_infrastructure(request, UserFactory(username="visitor"), "down")
+    request.refresh_from_db()
+    assert (request.status, request.infrastructure_confirmed) == ("pending", False)
+
+
+def test_a_hotfix_override_is_not_confirmed_as_infrastructure(developer, oncall, itsm_endpoints):
+    from escalation.errors import EscalationError
+
+    hotfix = overrides.request_override(reported(), "hotfix", JUSTIFICATION, developer)
+
+    with pytest.raises(EscalationError, match="not an infrastructure override"):
+        overrides.confirm_infrastructure(hotfix, oncall, "the network is flaky")
+    assert OverrideRequest.objects.get(pk=hotfix.pk).status == "pending"
+
+
+def test_confirming_twice_is_a_conflict(developer, oncall, qa, itsm_endpoints):
+    request = infrastructure_request(developer)
+    overrides.confirm_infrastructure(request, oncall, "database down")
+
+    with pytest.raises(OverrideConflict, match="approved"):
+        overrides.confirm_infrastructure(request, qa, "database down")
+    assert EscalationEvent.objects.filter(kind="override_approved").count() == 1
+
+
+def test_a_failure_found_to_be_a_secret_is_never_approved_by_a_confirmation(
+    developer, oncall, root, itsm_endpoints
+):
+    from escalation.services import routing
+
+    request = infrastructure_request(developer)
+    old_escalation = request.escalation
+    routing.reclassify_failure(
+        request.failure, "security_secrets", "gitleaks found a key", actor=root
+    )
+    request.refresh_from_db()
+
+    with pytest.raises(OverrideDenied, match="zero tolerance policy for security_secrets"):
+        overrides.confirm_infrastructure(request, root, "the database was down as well")
+    # Nor by the database probe, on the escalation it left or the one it joined.
+    overrides.confirm_by_probe(old_escalation, "probe failed: connection refused")
+    overrides.confirm_by_probe(request.failure.escalation, "probe failed: connection refused")
+
+    request.refresh_from_db()
+    assert request.status == "pending"
+    assert not EscalationEvent.objects.filter(kind="override_approved").exists()
+    assert overrides.gate(request.failure).allowed is False
+
+
+@pytest.mark.parametrize("failure_type", ZERO_TOLERANCE)
+def test_a_confirmed_request_of_a_zero_tolerance_type_is_refused_even_if_the_matrix_allows_it(
+    failure_type, root, itsm_endpoints
+):
+    failure = of_type(failure_type)
+    RoutingRule.objects.filter(failure_type=failure_type).update(
+        override_policy="infrastructure_confirmed"
+    )
+    failure.escalation.routing["override_policy"] = "infrastructure_confirmed"
+    failure.escalation.save()
+
+    with pytest.raises(OverrideDenied):
+        overrides.request_override(
+            failure, "infrastructure", JUSTIFICATION, root, infrastructure_confirmed=True
+        )
+    assert not OverrideRequest.objects.exists()
+    assert overrides.gate(failure).allowed is False
+
+
+def test_the_database_probe_confirms_a_pending_request(developer, itsm_endpoints):
+    request = infrastructure_request(developer)
+
+    approved = overrides.confirm_by_probe(request.escalation, "probe failed: connection refused")
+
+    assert [r.pk for r in approved] == [request.pk]
+    request.refresh_from_db()
+    assert request.status == "approved" and request.infrastructure_confirmed
+    assert "the database health probe found the database down" in request.decision_reason
+    entry = EscalationEvent.objects.get(kind="override_approved")
+    assert entry.data["confirmed_by"] == "the database health probe"
+    assert entry.actor is None
+
+
+def test_a_request_after_the_probe_found_the_database_down_is_approved_at_once(
+    developer, itsm_endpoints
+):
+    failure = reported(DATABASE_LOG)
+    overrides.confirm_by_probe(failure.escalation, "probe failed: connection refused")
+    overrides.confirm_by_probe(failure.escalation, "probe failed: timeout")  # recorded once
+    assert EscalationEvent.objects.filter(kind="infrastructure_confirmed").count() == 1
+
+    request = overrides.request_override(
+        failure, "infrastructure", "Postgres down, deploy the fix", developer
+    )
+
+    request.refresh_from_db()
+    assert request.status == "approved" and request.infrastructure_confirmed
+    # A hotfix request of the same kind of failure is not an infrastructure claim: QA decides.
+    other = reported(DATABASE_LOG, run_id="2", job="migrations")
+    hotfix = overrides.request_override(other, "hotfix", JUSTIFICATION, developer)
+    assert hotfix.status == "pending"
+
+
+def test_the_probe_confirms_only_database_connectivity_failures(developer, itsm_endpoints):
+    failure = of_type("infrastructure_timeout")
+    request = overrides.request_override(failure, "infrastructure", JUSTIFICATION, developer)
+
+    assert overrides.confirm_by_probe(failure.escalation, "probe failed: refused") == []
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+
+def test_the_reminder_approves_a_request_the_probe_confirmed_meanwhile(developer, itsm_endpoints):
+    request = infrastructure_request(developer)
+    # The probe's finding recorded while the request was being created (a race): no approval yet.
+    EscalationEvent.objects.create(
+        escalation=request.escalation, kind="infrastructure_confirmed",
+        message="probe", data={"source": "database_probe"},
+    )  # fmt: skip
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+    overrides.escalate_waiting_overrides(request.created_at + timedelta(minutes=16))
+
+    request.refresh_from_db()
+    assert request.status == "approved" and request.infrastructure_confirmed
+
+
+def test_a_failing_recovery_probe_confirms_the_pending_override(
+    settings, developer, itsm_endpoints
+):
+    import socket
+
+    from escalation import tasks
+    from escalation.services import recovery
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens
+    settings.ESCALATION_DATABASE_PROBE_URL = f"postgres://postgres@127.0.0.1:{port}/postgres"
+    request = infrastructure_request(developer)
+    recovery.set_dispatcher(None)
+    try:
+        with time_machine.travel(request.created_at + timedelta(minutes=2)):
+            assert len(recovery.run_due()) == 1
+    finally:
+        recovery.set_dispatcher(tasks.queue_recovery)
+
+    request.refresh_from_db()
+    assert request.status == "approved"
+    assert EscalationEvent.objects.filter(kind="recovery_failed").count() == 1
+
+
+def test_an_unconfigured_probe_confirms_nothing(settings, developer, itsm_endpoints):
+    from escalation import tasks
+    from escalation.services import recovery
+
+    settings.ESCALATION_DATABASE_PROBE_URL = ""
+    request = infrastructure_request(developer)
+    recovery.set_dispatcher(None)
+    try:
+        with time_machine.travel(request.created_at + timedelta(minutes=2)):
+            recovery.run_due()
+    finally:
+        recovery.set_dispatcher(tasks.queue_recovery)
+
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+    assert not EscalationEvent.objects.filter(kind="infrastructure_confirmed").exists()
+
+
+def test_the_api_confirms_for_on_call_and_refuses_other_roles(
+    api_client, developer, oncall, itsm_endpoints
+):
+    request = infrastructure_request(developer)
+    url = f"/api/v1/ci/overrides/{request.pk}/confirm-infrastructure"
+    body = {"reason": "the database's monitoring shows it down"}
+
+    visitor = as_user(api_client, UserFactory(username="visitor")).post(url, body, format="json")
+    assert visitor.status_code == 403
+    own = as_user(api_client, developer).post(url, body, format="json")
+    assert own.status_code == 403
+    assert own.json()["error"]["code"] == "override_not_allowed"
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+    as_user(api_client, oncall)
+    assert api_client.post(url, {}, format="json").status_code == 400  # a reason is needed
+    confirmed = api_client.post(url, body, format="json")
+    assert confirmed.status_code == 200, confirmed.json()
+    answer = confirmed.json()
+    assert answer["status"] == "approved" and answer["infrastructure_confirmed"] is True
+    assert answer["decided_by"] is None
+    assert api_client.post(url, body, format="json").status_code == 409
+    gate = api_client.get(f"/api/v1/ci/failures/{request.failure_id}/gate").json()
+    assert gate["allowed"] is True
+
+
+def test_the_api_refuses_to_confirm_a_zero_tolerance_failure(
+    api_client, developer, qa, root, itsm_endpoints
+):
+    from escalation.services import routing
+
+    request = infrastructure_request(developer)
+    routing.reclassify_failure(
+        request.failure, "generator_drift", "openapi drift found", actor=root
+    )
+
+    response = as_user(api_client, qa).post(
+        f"/api/v1/ci/overrides/{request.pk}/confirm-infrastructure",
+        {"reason": "the database was down"},
+        format="json",
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "override_denied"
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+
+def test_an_operator_confirms_in_the_admin(client, developer, itsm_endpoints):
+    from django.contrib.auth.models import Permission
+
+    request = infrastructure_request(developer)
+    operator = UserFactory(username="sre", roles=["operators"], is_staff=True)
+    operator.user_permissions.add(Permission.objects.get(codename="view_overriderequest"))
+    client.force_login(operator)
+
+    listing = client.get(OVERRIDES_URL).content.decode()
+    assert 'value="confirm_infrastructure"' in listing
+    assert 'value="approve"' not in listing  # deciding stays QA's
+    page = client.post(
+        OVERRIDES_URL, {"action": "confirm_infrastructure", "_selected_action": [request.pk]}
+    )
+    assert 'name="reason"' in page.content.decode()
+    assert "Postgres on the runner is down again" in page.content.decode()
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+    done = client.post(
+        OVERRIDES_URL,
+        {
+            "action": "confirm_infrastructure",
+            "_selected_action": [request.pk],
+            "apply": "1",
+            "reason": "pg_isready fails on the runner",
+        },
+        follow=True,
+    )
+
+    assert f"Confirmed and approved: #{request.pk}" in done.content.decode()
+    request.refresh_from_db()
+    assert request.status == "approved"
+    assert EscalationEvent.objects.get(kind="infrastructure_confirmed").actor == operator
+
+
+def test_the_admin_refuses_to_confirm_ones_own_request(client, itsm_endpoints):
+    user = UserFactory(username="qa-self", is_staff=True, is_superuser=True)
+    request = infrastructure_request(user)
+    client.force_login(user)
+
+    response = client.post(
+        OVERRIDES_URL,
+        {
+            "action": "confirm_infrastructure",
+            "_selected_action": [request.pk],
+            "apply": "1",
+            "reason": "trust me",
+        },
+        follow=True,
+    )
+
+    assert "their own" in response.content.decode()
+    assert OverrideRequest.objects.get(pk=request.pk).status == "pending"
+
+
+def test_a_user_without_a_triage_role_is_not_offered_the_confirm_action(client, itsm_endpoints):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(username="viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_overriderequest"))
+    client.force_login(viewer)
+
+    assert 'value="confirm_infrastructure"' not in client.get(OVERRIDES_URL).content.decode()
