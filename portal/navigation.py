@@ -27,6 +27,7 @@ class Section:
 SECTIONS = (
     Section("Overview", "dashboard"),
     Section("CI health", "escalation:ci-health", roles=(OPERATORS, QA)),
+    Section("CI reports", "escalation:reports", roles=(OPERATORS, QA)),
     Section("CI help", "escalation:help"),
     Section("Exports", "exports:session-list"),
     Section("Requests", "escalation:request-list"),
