@@ -237,3 +237,139 @@ def test_the_workers_task_runs_a_claimed_attempt_once(itsm_endpoints):
 
     assert OutboxMessage.objects.filter(kind="github.rerun").count() == 1
     assert EscalationEvent.objects.filter(kind="recovery_started").count() == 1
+
+
+# --- re-runs that never report ---------------------------------------------------------------
+
+
+def queued_rerun(clock) -> Attempt:
+    """A runner failure whose first re-run was queued at T0 + 60 s."""
+    fail_job(RUNNER_LOG)
+    clock.shift(60)
+    [claimed] = recovery.run_due()
+    attempt = Attempt.objects.get(pk=claimed)
+    assert attempt.detail.startswith("re-run of run 1001 queued")
+    return attempt
+
+
+def test_a_rerun_that_never_reports_times_out_and_the_next_attempt_follows(itsm_endpoints):
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        clock.shift(29 * 60 + 59)
+        assert recovery.time_out_reruns() == []
+        assert Attempt.objects.get(pk=attempt.pk).status == Attempt.Status.RUNNING
+        clock.shift(1)  # 30 minutes after the re-run was queued
+        assert recovery.run_due() == []  # the sweep times it out; the next one is not due yet
+        timed_out_at = timezone.now()
+        assert recovery.run_due() == []  # and a second sweep changes nothing
+
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.FAILED
+    assert attempt.detail.startswith("timed out: no report of the re-run within 30 min")
+    assert attempt.finished_at == timed_out_at
+    second = Attempt.objects.get(attempt=2)
+    assert second.status == Attempt.Status.SCHEDULED
+    assert second.scheduled_for == timed_out_at + timedelta(seconds=120)  # the backoff
+    escalation = attempt.escalation
+    assert events(escalation).count("recovery_failed") == 1
+    assert not Notification.objects.filter(kind="recovery_failed").exists()
+
+
+def test_the_timeout_is_a_setting(settings, itsm_endpoints):
+    settings.ESCALATION_RERUN_TIMEOUT = 600
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        clock.shift(599)
+        assert recovery.time_out_reruns() == []
+        clock.shift(1)
+        assert recovery.time_out_reruns() == [attempt.pk]
+
+    assert "within 10 min" in Attempt.objects.get(pk=attempt.pk).detail
+
+
+def test_reruns_that_keep_timing_out_escalate_once_past_the_maximum(itsm_endpoints, fakes):
+    with time_machine.travel(T0, tick=False) as clock:
+        fail_job(RUNNER_LOG)
+        for number in (1, 2, 3):
+            attempt = Attempt.objects.get(attempt=number)
+            clock.move_to(attempt.scheduled_for)
+            assert recovery.run_due() == [attempt.pk]
+            sweep_now()  # the re-run reaches the fake GitHub, which never reports back
+            clock.shift(30 * 60)
+            recovery.run_due()
+        clock.shift(24 * 3600)
+        recovery.run_due()
+
+    attempts = list(Attempt.objects.order_by("attempt"))
+    assert [a.status for a in attempts] == [Attempt.Status.FAILED] * 3
+    assert all(a.detail.startswith("timed out") for a in attempts)
+    assert len(fakes.state("github")["reruns"]) == 3
+    escalation = attempts[0].escalation
+    assert Notification.objects.filter(escalation=escalation, kind="recovery_failed").count() == 1
+    assert events(escalation).count("recovery_escalated") == 1
+    assert Escalation.objects.get(pk=escalation.pk).status == Escalation.Status.OPEN
+
+
+def test_a_report_before_the_timeout_wins(itsm_endpoints):
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        clock.shift(10 * 60)
+        ingest.record_job_passed("acme/shop", COMMIT, "integration", 2)
+        clock.shift(30 * 60)
+        assert recovery.time_out_reruns() == []
+
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.SUCCEEDED
+    assert not Attempt.objects.filter(attempt=2).exists()
+
+
+def test_a_failure_report_and_the_timeout_decide_the_attempt_once(itsm_endpoints):
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        clock.shift(30 * 60)
+        fail_job(RUNNER_LOG, run_attempt=2)  # the report arrives first at the same moment
+        assert recovery.time_out_reruns() == []
+
+    attempt.refresh_from_db()
+    assert attempt.detail == "attempt 2 of integration failed again"
+    assert Attempt.objects.filter(attempt=2).count() == 1
+    assert events(attempt.escalation).count("recovery_failed") == 1
+
+
+def test_a_claimed_rerun_never_queued_times_out_too(itsm_endpoints):
+    calls: list[int] = []
+    recovery.set_dispatcher(calls.append)  # the worker never runs it
+    with time_machine.travel(T0, tick=False) as clock:
+        fail_job(RUNNER_LOG)
+        clock.shift(60)
+        [attempt_id] = recovery.run_due()
+        clock.shift(30 * 60)
+        assert recovery.time_out_reruns() == [attempt_id]
+
+    attempt = Attempt.objects.get(pk=attempt_id)
+    assert attempt.status == Attempt.Status.FAILED
+    assert attempt.detail == "timed out: the re-run was not queued within 30 min"
+
+
+def test_a_rerun_of_an_escalation_resolved_meanwhile_is_cancelled(itsm_endpoints):
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        sla.resolve(attempt.escalation, "fixed by hand")
+        clock.shift(30 * 60)
+        assert recovery.time_out_reruns() == [attempt.pk]
+
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.CANCELLED
+    assert not Attempt.objects.filter(attempt=2).exists()
+    assert not Notification.objects.filter(kind="recovery_failed").exists()
+
+
+def test_the_beat_task_of_the_recovery_sweep_times_reruns_out(itsm_endpoints):
+    from escalation import tasks
+
+    with time_machine.travel(T0, tick=False) as clock:
+        attempt = queued_rerun(clock)
+        clock.shift(30 * 60)
+        tasks.run_due_recoveries.apply().get()
+
+    assert Attempt.objects.get(pk=attempt.pk).status == Attempt.Status.FAILED
