@@ -9,6 +9,7 @@ of that escalation, every notification queued, and a timeline of events (the aud
 from __future__ import annotations
 
 import re
+import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -533,3 +534,165 @@ class DailyReport(models.Model):
 
     def __str__(self) -> str:
         return f"Daily report {self.date:%Y-%m-%d}"
+
+
+# --- Service catalog (seed 000): catalog items and bundles, requests, their fulfillment --------
+
+
+class ActionType(models.TextChoices):
+    """What one catalog component does (docs/service.md, "Multi-Action Fulfillment Engine")."""
+
+    JIRA_TICKET = "jira-ticket", "Jira ticket"
+    SERVICENOW_TICKET = "servicenow-ticket", "ServiceNow ticket"
+    SLACK_MESSAGE = "slack-message", "Slack message"
+    LINEAR_ISSUE = "linear-issue", "Linear issue"
+    HTTP_REQUEST = "http-request", "HTTP request"
+
+
+class CatalogBundle(models.Model):
+    """A catalog item (one component) or bundle (several, run in order): the seed's
+    ``CatalogBundle``, with its metadata name and version. ``name`` is what a request's
+    ``catalog_item_id`` holds."""
+
+    class Kind(models.TextChoices):
+        ITEM = "item", "Item"
+        BUNDLE = "bundle", "Bundle"
+
+    name = models.SlugField(max_length=255, unique=True)  # metadata.name
+    version = models.CharField(max_length=50, default="1.0.0")  # metadata.version
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BUNDLE)
+    title = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    # The inputs a requester fills in: [{"name", "label", "required", "help"}]; the request form
+    # shows one field per input (a JSON text area when none are declared).
+    inputs = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "catalog item or bundle"
+        verbose_name_plural = "catalog items and bundles"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.version})"
+
+
+class CatalogComponent(models.Model):
+    """One ordered action of a catalog item or bundle, with its configuration (Jinja2 templates
+    in its strings) and the cleanup an operator does if a later component fails."""
+
+    bundle = models.ForeignKey(CatalogBundle, on_delete=models.CASCADE, related_name="components")
+    position = models.PositiveIntegerField(default=1)
+    component_id = models.SlugField(max_length=100)  # read by later ones as components.<id>
+    action_type = models.CharField(max_length=30, choices=ActionType.choices)
+    config = models.JSONField(default=dict, blank=True)
+    cleanup_instructions = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["bundle", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bundle", "component_id"], name="catalog_component_unique_id"
+            ),
+            models.UniqueConstraint(
+                fields=["bundle", "position"], name="catalog_component_unique_position"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component_id} ({self.action_type})"
+
+
+class Request(models.Model):
+    """A catalog request: the seed's ``requests`` table, column for column (docs/service.md,
+    "Requests Table"). ``catalog_item_id`` is the bundle's name and ``user_id`` the requester's
+    username, as text, as the seed's table has them."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        ESCALATED = "escalated", "Escalated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    catalog_item_id = models.CharField(max_length=255, db_index=True)
+    user_id = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=50, choices=Status.choices, default=Status.PENDING)
+    request_data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    escalation_ticket_id = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001
+    escalation_timestamp = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "requests"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="requests_status_created")]
+
+    def __str__(self) -> str:
+        return f"Request {self.id} for {self.catalog_item_id} ({self.status})"
+
+
+class RequestFulfillment(models.Model):
+    """What the engine knows about one request beyond the seed's table: the bundle as it was when
+    requested, the failure, and the escalation ticket's delivery (its outbox message and URL)."""
+
+    request = models.OneToOneField(Request, on_delete=models.CASCADE, related_name="fulfillment")
+    bundle_name = models.CharField(max_length=255)
+    bundle_version = models.CharField(max_length=50)
+    bundle_kind = models.CharField(max_length=10, default=CatalogBundle.Kind.BUNDLE)
+    failed_component = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    ticket_summary = models.CharField(max_length=255, blank=True)
+    ticket_description = models.TextField(blank=True)
+    ticket_url = models.URLField(max_length=500, blank=True)
+    outbox_message = models.ForeignKey(
+        "itsm.OutboxMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Fulfillment of {self.request_id}"
+
+
+class ComponentExecution(models.Model):
+    """One component of one request: a snapshot of its configuration when requested, then its
+    run. A component runs at most once: the worker claims it (pending -> running) before calling
+    anything, and a claim found on redelivery is never run again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        NOT_RUN = "not_run", "Not run"
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="executions")
+    position = models.PositiveIntegerField()
+    component_id = models.CharField(max_length=100)
+    action_type = models.CharField(max_length=30, choices=ActionType.choices)
+    config = models.JSONField(default=dict, blank=True)
+    cleanup_instructions = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    resources = models.JSONField(default=list, blank=True)  # what it created, e.g. "OPS-12"
+    output = models.JSONField(default=dict, blank=True)  # read by later components
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "position"], name="component_execution_unique_position"
+            ),
+            models.UniqueConstraint(
+                fields=["request", "component_id"], name="component_execution_unique_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component_id} of {self.request_id} ({self.status})"
