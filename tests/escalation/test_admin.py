@@ -776,3 +776,109 @@ def test_qa_decides_overrides_in_the_admin_and_operators_only_see_them(role_perm
     operator_page = operator.get("/admin/escalation/overriderequest/").content.decode()
     assert 'value="approve"' in qa_page and 'value="deny"' in qa_page
     assert 'value="approve"' not in operator_page
+
+
+# --- recovery attempts ---------------------------------------------------------------------------
+
+RUNNER_LOG = "Starting job\nError: container startup timeout after 600s\n"
+RECOVERY_URL = "/admin/escalation/recoveryattempt/"
+
+
+@pytest.fixture
+def recovery_attempts(db):
+    """Twelve escalations of runner timeouts, each with its first re-run scheduled; three failed
+    (one with user-looking text in its outcome), two succeeded."""
+    from escalation.models import RecoveryAttempt
+
+    for n in range(12):
+        failure = reported(str(200 + n), RUNNER_LOG, repository=f"acme/service-{n}")
+        assert failure.failure_type == "infrastructure_timeout"
+    attempts = list(RecoveryAttempt.objects.order_by("id"))
+    assert len(attempts) == 12
+    for attempt in attempts[:3]:
+        RecoveryAttempt.objects.filter(pk=attempt.pk).update(
+            status="failed", detail="timed out: <b>no report</b> \u202egnp.exe"
+        )
+    for attempt in attempts[3:5]:
+        RecoveryAttempt.objects.filter(pk=attempt.pk).update(
+            status="succeeded", detail="attempt 2 of unit-tests passed"
+        )
+    return attempts
+
+
+def listed_attempts(html: str) -> set[str]:
+    return set(re.findall(r'href="/admin/escalation/recoveryattempt/(\d+)/change/', html))
+
+
+def test_recovery_attempts_are_listed_filtered_and_linked_to_their_escalation(
+    superuser_client, recovery_attempts
+):
+    failed = superuser_client.get(RECOVERY_URL, {"status__exact": "failed"})
+    html = failed.content.decode()
+
+    assert failed.status_code == 200
+    assert len(listed_attempts(html)) == 3
+    assert "&lt;b&gt;no report&lt;/b&gt;" in html and "<b>no report</b>" not in html
+    assert "\u202e" not in html  # the bidi control is shown, not applied
+    first = recovery_attempts[0]
+    assert f'href="/admin/escalation/escalation/{first.escalation_id}/change/"' in html
+    assert f'href="/admin/escalation/failureevent/{first.failure_id}/change/"' in html
+    for name, value, count in [
+        ("status__exact", "succeeded", 2),
+        ("status__exact", "scheduled", 7),
+        ("action__exact", "rerun_failed_jobs", 12),
+        ("action__exact", "database_probe", 0),
+    ]:
+        page = superuser_client.get(RECOVERY_URL, {name: value}).content.decode()
+        assert len(listed_attempts(page)) == count, (name, value)
+
+
+def test_a_recovery_attempt_is_read_only_even_for_a_superuser(superuser_client, recovery_attempts):
+    attempt = recovery_attempts[0]
+
+    page = superuser_client.get(f"{RECOVERY_URL}{attempt.pk}/change/")
+
+    assert page.status_code == 200
+    assertNotContains(page, 'name="_save"')
+    assertContains(page, "Re-run the failed jobs")
+    assertContains(page, "&lt;b&gt;no report&lt;/b&gt;")
+    assert superuser_client.get(f"{RECOVERY_URL}add/").status_code == 403
+    assert superuser_client.get(f"{RECOVERY_URL}{attempt.pk}/delete/").status_code == 403
+
+
+def test_the_escalation_page_shows_its_recovery_attempts_inline(
+    superuser_client, recovery_attempts
+):
+    attempt = recovery_attempts[3]
+
+    page = superuser_client.get(f"{ESCALATIONS_URL}{attempt.escalation_id}/change/")
+
+    assertContains(page, "Recovery attempts")
+    assertContains(page, f'href="{RECOVERY_URL}{attempt.pk}/change/"')
+    assertContains(page, "attempt 2 of unit-tests passed")
+
+
+def test_recovery_attempts_need_their_view_permission(recovery_attempts):
+    attempt = recovery_attempts[0]
+    holder = UserFactory(username="recovery-viewer", is_staff=True)
+    holder.user_permissions.add(Permission.objects.get(codename="view_recoveryattempt"))
+    browser = Client()
+    browser.force_login(holder)
+    outsider = Client()
+    outsider.force_login(UserFactory(username="staff-without", is_staff=True))
+
+    assert browser.get(RECOVERY_URL).status_code == 200
+    assert browser.get(f"{RECOVERY_URL}{attempt.pk}/change/").status_code == 200
+    assertNotContains(browser.get(RECOVERY_URL), 'name="action"')  # nothing to run
+    assert outsider.get(RECOVERY_URL).status_code == 403
+    assert outsider.get(f"{RECOVERY_URL}{attempt.pk}/change/").status_code == 403
+
+
+def test_the_recovery_pages_answer_in_a_bounded_number_of_queries(
+    superuser_client, recovery_attempts, django_assert_max_num_queries
+):
+    attempt = recovery_attempts[0]
+    for url in (RECOVERY_URL, f"{RECOVERY_URL}{attempt.pk}/change/"):
+        superuser_client.get(url)
+        with django_assert_max_num_queries(10):
+            assert superuser_client.get(url).status_code == 200
