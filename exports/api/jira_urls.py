@@ -6,7 +6,7 @@ test-adf-conversion are appended here by their own module.
 
 from django.urls import path
 
-from exports.api import jira_views
+from exports.api import jira_views, validation
 
 urlpatterns = [
     path(
@@ -28,5 +28,13 @@ urlpatterns = [
         "export-results/<uuid:session_id>",
         jira_views.ExportResultsView.as_view(),
         name="jira-export-results",
+    ),
+    path(
+        "validate-project", validation.ValidateProjectView.as_view(), name="jira-validate-project"
+    ),
+    path(
+        "test-adf-conversion/<uuid:session_id>",
+        validation.AdfConversionTestView.as_view(),
+        name="jira-test-adf-conversion",
     ),
 ]
