@@ -566,13 +566,35 @@ class JiraClient(HttpClient):
         )  # fmt: skip
 
     def add_attachment(
-        self, key: str, filename: str, content: bytes, mime_type: str = "application/octet-stream"
+        self,
+        key: str,
+        filename: str,
+        content: bytes,
+        mime_type: str = "application/octet-stream",
+        *,
+        reconcile_first: bool = False,
     ) -> list[dict[str, Any]]:
-        return self.request(
-            "POST", f"/rest/api/3/issue/{key}/attachments",
-            files={"file": (filename, content, mime_type)},
-            headers={"X-Atlassian-Token": "no-check"},
-        ).json()  # fmt: skip
+        """Attaches a file once: after an ambiguous failure (or with ``reconcile_first``, for an
+        upload that may have been sent before) the issue's attachments are read, and one with the
+        same name and size counts as this one."""
+
+        def upload() -> list[dict[str, Any]]:
+            return self.send(
+                "POST", f"/rest/api/3/issue/{key}/attachments",
+                files={"file": (filename, content, mime_type)},
+                headers={"X-Atlassian-Token": "no-check"},
+            ).json()  # fmt: skip
+
+        def existing(deadline: float) -> list[dict[str, Any]] | None:
+            issue = self.send("GET", f"/rest/api/3/issue/{key}", params={"fields": "attachment"})
+            found = [
+                item
+                for item in (issue.json().get("fields") or {}).get("attachment") or []
+                if item.get("filename") == filename and item.get("size") in (None, len(content))
+            ]
+            return found[-1:] or None
+
+        return self.call(upload, reconcile=existing, reconcile_first=reconcile_first)
 
     def set_property(self, key: str, name: str, value: Any) -> None:
         self.request(
