@@ -83,8 +83,9 @@ def sprint_field() -> str:
 
 
 def board_id() -> int | None:
-    value = getattr(settings, "EXPORT_JIRA_BOARD_ID", 1)
-    return int(value) if value else None
+    """The Scrum board whose sprints name a ticket's sprint (unset: numeric sprint ids only)."""
+    value = str(getattr(settings, "EXPORT_JIRA_BOARD_ID", "") or "")
+    return int(value) if value.isdigit() else None
 
 
 class StopExport(Exception):
@@ -375,7 +376,7 @@ class ExportRun:
             data.users = read(lambda: self.client.assignable_users(self.project))
         if any(t.sprint for t in tickets):
             board = board_id()
-            data.sprints = read(lambda: self.client.sprints(board)) if board else []
+            data.sprints = read(lambda: self.client.sprints(board)) if board else None
         return data
 
     # --- one ticket --------------------------------------------------------------------------
@@ -531,18 +532,20 @@ class ExportRun:
 
     # --- attachments ---------------------------------------------------------------------------
     def upload_attachment(self, ticket: ExportTicket) -> None:
+        """Uploads the ticket's attachment once: an upload that may have been sent before (an
+        earlier run, a redelivery) first looks for the file on the issue."""
         filename = os.path.basename(ticket.attachment.name)
         key = ticket.jira_ticket_key
         try:
-            again = ExportEvent.objects.filter(ticket=ticket, kind=ATTACHMENT_ATTEMPT).exists()
-            if again and self.attachment_exists(key, filename):
-                self.mark_uploaded(ticket, filename, found=True)
-                return
-            lifecycle.record(self.session_id, ATTACHMENT_ATTEMPT, filename, ticket=ticket)
+            again = self.redelivered or (
+                ExportEvent.objects.filter(ticket=ticket, kind=ATTACHMENT_ATTEMPT).exists()
+            )
             with ticket.attachment.open("rb") as handle:
                 content = handle.read()
+            if not again:
+                lifecycle.record(self.session_id, ATTACHMENT_ATTEMPT, filename, ticket=ticket)
             mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            self.client.add_attachment(key, filename, content, mime)
+            self.client.add_attachment(key, filename, content, mime, reconcile_first=again)
         except OSError as exc:
             self.record_fix(
                 ticket, FixType.ATTACHMENT_FAILED,
@@ -563,18 +566,10 @@ class ExportRun:
             raise self.fail_ticket(ticket, exc) from exc
         self.mark_uploaded(ticket, filename)
 
-    def attachment_exists(self, key: str, filename: str) -> bool:
-        issue = self.client.get_issue(key, ["attachment"])
-        attachments = (issue.get("fields") or {}).get("attachment") or []
-        return any(item.get("filename") == filename for item in attachments)
-
-    def mark_uploaded(self, ticket: ExportTicket, filename: str, *, found: bool = False) -> None:
+    def mark_uploaded(self, ticket: ExportTicket, filename: str) -> None:
         with transaction.atomic():
             ExportTicket.objects.filter(pk=ticket.pk).update(attachment_uploaded=True)
-            lifecycle.record(
-                self.session_id, "attachment_uploaded", filename, ticket=ticket,
-                data={"found_existing": found},
-            )  # fmt: skip
+            lifecycle.record(self.session_id, "attachment_uploaded", filename, ticket=ticket)
         ticket.attachment_uploaded = True
 
     # --- bulk mode -------------------------------------------------------------------------------
