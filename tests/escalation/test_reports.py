@@ -530,3 +530,28 @@ def test_the_report_pages_need_a_triage_role(client, berlin):
     client.force_login(UserFactory())
     assert client.get(reverse("escalation:reports")).status_code == 403
     assert client.get(reverse("escalation:report-daily", args=["2026-03-10"])).status_code == 403
+
+
+# --- the demo (make run) ------------------------------------------------------------------------
+def test_the_demo_history_gives_yesterday_a_report_and_the_week_its_patterns(berlin):
+    from escalation.demo import load_demo_ci_history
+
+    UserFactory(username="operator", roles=["operators"])
+    UserFactory(username="qa", roles=["qa"])
+    with time_machine.travel(NOW, tick=False):
+        first = load_demo_ci_history()
+        failures = FailureEvent.objects.count()
+        again = load_demo_ci_history()
+        analysis = weekly_reports.analyze_weekly_patterns(DAY)
+
+    assert first.startswith("Demo CI history: 7 of the last 7 days filled")
+    assert again.startswith("Demo CI history: 0 of the last 7 days filled")
+    assert FailureEvent.objects.count() == failures  # nothing added twice
+    assert not Escalation.objects.filter(status=Escalation.Status.OPEN).exists()
+    yesterday = DailyReport.objects.get(date=DAY)
+    assert (yesterday.total_failures, yesterday.sla_hits, yesterday.sla_misses) == (4, 3, 1)
+    assert (yesterday.total_overrides, yesterday.emergency_overrides) == (1, 1)
+    assert DailyReport.objects.count() == 7
+    assert {item["rule"] for item in analysis["recommendations"]} >= {
+        "staffing", "recurring_failure", "flaky_test", "override_usage"
+    }  # fmt: skip
