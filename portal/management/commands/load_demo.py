@@ -1,4 +1,5 @@
-"""Demo data for a local install: one user per role and a CI bot with an API token.
+"""Demo data for a local install: one user per role, a CI bot with an API token, and each app's
+demo data (``settings.PORTAL_DEMO_LOADERS``).
 
 Idempotent: running it again resets the demo passwords and keeps the token. Refuses to run with
 ``DJANGO_HTTPS`` set (production) unless ``--force`` is given.
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
 
 from portal.roles import ADMINS, OPERATORS, QA
@@ -62,3 +64,6 @@ class Command(BaseCommand):
             f"Demo users: operator, qa, admin (password: {DEMO_PASSWORD}); "
             f"CI token for {CI_USER}: {token.key}"
         )
+        # Each app's demo data (settings.PORTAL_DEMO_LOADERS), after the users it may refer to.
+        for path in getattr(settings, "PORTAL_DEMO_LOADERS", []):
+            self.stdout.write(import_string(path)())
