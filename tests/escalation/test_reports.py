@@ -555,3 +555,18 @@ def test_the_demo_history_gives_yesterday_a_report_and_the_week_its_patterns(ber
     assert {item["rule"] for item in analysis["recommendations"]} >= {
         "staffing", "recurring_failure", "flaky_test", "override_usage"
     }  # fmt: skip
+
+
+def test_the_command_recomputes_given_days_and_refuses_a_day_not_over(known_week):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("compute_daily_reports", "--date", "2026-03-10", stdout=out)
+        with pytest.raises(CommandError, match="has not ended yet"):
+            call_command("compute_daily_reports", "--date", "2026-03-11", stdout=io.StringIO())
+        with pytest.raises(CommandError, match="not a YYYY-MM-DD date"):
+            call_command("compute_daily_reports", "--date", "10.03.2026", stdout=io.StringIO())
+
+    assert out.getvalue() == "2026-03-10: computed\n"
+    assert DailyReport.objects.get(date=DAY).sla_hits == 3
