@@ -523,9 +523,17 @@ def escalate_waiting_overrides(now: datetime | None = None) -> int:
                 failure=request.failure,
                 data={"override": pk, "waited_minutes": waited},
             )
-            if not request.infrastructure_confirmed and probe_confirmed(request.failure):
+            by_probe = not request.infrastructure_confirmed and probe_confirmed(request.failure)
+            if by_probe:
                 _confirm_silently(request)  # a probe that found the database down meanwhile
-            if auto_approvable(request):
+            if auto_approvable(request) and by_probe:
+                _approve(
+                    request,
+                    None,
+                    f"{AUTO_APPROVAL_REASON}: {PROBE_REASON}",
+                    confirmed_by=PROBE_NAME,
+                )
+            elif auto_approvable(request):
                 _approve(request, None, AUTO_APPROVAL_REASON)
             escalated += 1
     return escalated

@@ -734,6 +734,8 @@ def test_the_reminder_approves_a_request_the_probe_confirmed_meanwhile(developer
 
     request.refresh_from_db()
     assert request.status == "approved" and request.infrastructure_confirmed
+    approval = EscalationEvent.objects.get(kind="override_approved")
+    assert approval.data["confirmed_by"] == "the database health probe"
 
 
 def test_a_failing_recovery_probe_confirms_the_pending_override(
