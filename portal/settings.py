@@ -400,6 +400,15 @@ ESCALATION_DATABASE_PROBE_URL = os.environ.get("ESCALATION_DATABASE_PROBE_URL", 
 # A re-run of failed jobs that hears of no later attempt of the job within this many seconds
 # fails as timed out (then the next attempt, or the escalation past the maximum).
 ESCALATION_RERUN_TIMEOUT = int(os.environ.get("ESCALATION_RERUN_TIMEOUT", str(30 * 60)))
+# Background jobs with a Jira ticket (docs/jobs.md): a failed job's ticket moves to the first of
+# these states its workflow allows (comma-separated); a blocked or postponed job is looked at again
+# after this many seconds.
+ESCALATION_JOB_FAILURE_STATES = [
+    state.strip()
+    for state in os.environ.get("ESCALATION_JOB_FAILURE_STATES", "Failed,Blocked").split(",")
+    if state.strip()
+]
+ESCALATION_JOB_RECHECK_SECONDS = int(os.environ.get("ESCALATION_JOB_RECHECK_SECONDS", "300"))
 
 # --- Session exports to Jira: sessions and tickets (issue #11, seed 001) -----------------------
 # Uploaded files (ticket attachments) are kept here; they are never served as static files, only
