@@ -410,6 +410,23 @@ ESCALATION_JOB_FAILURE_STATES = [
 ]
 ESCALATION_JOB_RECHECK_SECONDS = int(os.environ.get("ESCALATION_JOB_RECHECK_SECONDS", "300"))
 
+# --- Service catalog: bundles, requests, failure escalation (issue #12, seed 000) -------------
+# http-request components call only these hosts (``host``, ``host:port``, ``*.example.com``);
+# loopback, private, link-local and metadata addresses are refused after DNS resolution unless the
+# address is listed (a literal IP here, or a network in CATALOG_HTTP_ALLOWED_NETWORKS).
+CATALOG_HTTP_ALLOWED_HOSTS = env_list("CATALOG_HTTP_ALLOWED_HOSTS")
+CATALOG_HTTP_ALLOWED_NETWORKS = env_list("CATALOG_HTTP_ALLOWED_NETWORKS")
+CATALOG_HTTP_TIMEOUT_SECONDS = float(os.environ.get("CATALOG_HTTP_TIMEOUT_SECONDS", "10"))
+# The largest request_data accepted (JSON, UTF-8 bytes).
+CATALOG_MAX_REQUEST_DATA_BYTES = int(os.environ.get("CATALOG_MAX_REQUEST_DATA_BYTES", "65536"))
+# A component claimed longer ago than this by a worker that is gone is not run again: it fails
+# the request as interrupted. Above the fulfillment task's time limit.
+CATALOG_COMPONENT_LEASE_SECONDS = int(os.environ.get("CATALOG_COMPONENT_LEASE_SECONDS", "900"))
+# The seed's escalation ticket goes to project ORCHESTRATION as an Incident; these map it to the
+# Jira instance's own project key and issue type (empty: the seed's values).
+CATALOG_ESCALATION_JIRA_PROJECT = os.environ.get("CATALOG_ESCALATION_JIRA_PROJECT", "")
+CATALOG_ESCALATION_JIRA_ISSUE_TYPE = os.environ.get("CATALOG_ESCALATION_JIRA_ISSUE_TYPE", "")
+
 # --- Session exports to Jira: sessions and tickets (issue #11, seed 001) -----------------------
 # Uploaded files (ticket attachments) are kept here; they are never served as static files, only
 # read by the export worker.
