@@ -35,6 +35,7 @@ from escalation.models import (
     PROTECTED_SEVERITY,
     SEVERITY,
     ZERO_TOLERANCE_TYPES,
+    BackgroundJob,
     ClassificationRule,
     Escalation,
     EscalationEvent,
@@ -50,11 +51,11 @@ from escalation.models import (
     Tracker,
     WebhookDelivery,
 )
-from escalation.services import overrides, routing, sla
+from escalation.services import jobs, overrides, routing, sla
 from escalation.services.classify import CompiledRule, classify, load_rules, pattern_problems
 from portal.admin import ReadOnlyAdmin
 from portal.templatetags.portal import bidi_safe
-from portal.text import check_text
+from portal.text import TooDeep, check_text, text_problems
 
 # At most this many rows of a timeline or a notification list on one change page: an escalation
 # that groups thousands of occurrences must still open quickly (the pages show the rest).
@@ -1622,3 +1623,166 @@ def override_row(override: OverrideRequest) -> SafeString:
         shown(getattr(override.requested_by, "username", "—")),
         evidence_table(failure.evidence),
     )
+
+
+# --- background jobs with a Jira ticket (seed 002) ------------------------------------------------
+
+
+class BackgroundJobForm(CheckedTextForm):
+    """A new job: its kind is one of the registered ones; its parameters a JSON object (they win
+    over the ticket description's ``Key: value`` lines)."""
+
+    kind = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = BackgroundJob
+        fields = ["name", "kind", "jira_key", "parameters"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [
+            (kind.name, f"{kind.name} — {kind.description}" if kind.description else kind.name)
+            for kind in jobs.job_kinds()
+        ]
+
+    def clean_parameters(self) -> dict[str, Any]:
+        parameters = self.cleaned_data.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise forms.ValidationError('The parameters are a JSON object, e.g. {"batch": 500}.')
+        try:
+            for path, problem in text_problems(parameters):
+                raise forms.ValidationError(f"{path or 'A value'} {problem}.")
+        except TooDeep as exc:
+            raise forms.ValidationError("The parameters are nested too deeply.") from exc
+        return parameters
+
+
+@admin.register(BackgroundJob)
+class BackgroundJobAdmin(BidiSafeTitleMixin, admin.ModelAdmin):
+    """Background jobs that have a Jira ticket: added here (queued at once), then read-only; "Run
+    now" queues the selected jobs again through the worker's task (``services.jobs``). A failed
+    job's ticket gets the comment and the transition through the outbox."""
+
+    form = BackgroundJobForm
+    list_display = [
+        "id",
+        "shown_name",
+        "kind",
+        "jira_key",
+        "status",
+        "attempts",
+        "shown_detail",
+        "started_at",
+        "finished_at",
+        "failed_at",
+    ]
+    list_display_links = ["id", "shown_name"]
+    list_filter = ["status", "kind", ("failed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "jira_key", "kind"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+    actions = ["run_now"]
+    readonly_fields = [
+        "status",
+        "shown_detail",
+        "shown_error",
+        "result",
+        "attempts",
+        "failure_reported_attempt",
+        "started_at",
+        "finished_at",
+        "failed_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "timeline",
+    ]
+    add_fieldsets = [(None, {"fields": ["name", "kind", "jira_key", "parameters"]})]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "jira_key", "parameters"]}),
+        (
+            "Outcome",
+            {
+                "fields": [
+                    "status",
+                    "shown_detail",
+                    "shown_error",
+                    "result",
+                    "attempts",
+                    "failure_reported_attempt",
+                ]
+            },
+        ),
+        (
+            "When",
+            {
+                "fields": [
+                    "created_by",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "failed_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        ("Timeline", {"fields": ["timeline"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [name for _title, options in self.fieldsets for name in options["fields"]]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the timeline and the ticket's comments refer to it
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:  # every field is read-only once the job exists
+            return
+        created = jobs.create_job(
+            form.cleaned_data["name"],
+            form.cleaned_data["kind"],
+            form.cleaned_data.get("jira_key") or "",
+            form.cleaned_data.get("parameters") or {},
+            actor=request.user,
+        )
+        obj.pk = created.pk
+
+    @admin.action(description="Run now", permissions=["change"])
+    def run_now(self, request, queryset):
+        if too_many(self, request, queryset):
+            return
+        queued, refused = jobs.request_run(
+            queryset.values_list("id", flat=True), actor=request.user
+        )
+        if queued:
+            self.message_user(
+                request, "Queued to run: " + ", ".join(f"#{pk}" for pk in queued) + "."
+            )
+        if refused:
+            self.message_user(
+                request,
+                "Already running, not queued again: " + ", ".join(f"#{pk}" for pk in refused) + ".",
+                level=messages.WARNING,
+            )
+
+    @admin.display(description="Name", ordering="name")
+    def shown_name(self, job: BackgroundJob) -> SafeString:
+        return shown(job.name)
+
+    @admin.display(description="Detail")
+    def shown_detail(self, job: BackgroundJob) -> SafeString | str:
+        return shown(job.detail) or "—"
+
+    @admin.display(description="Last error")
+    def shown_error(self, job: BackgroundJob) -> SafeString | str:
+        return shown(job.last_error) or "—"
+
+    @admin.display(description="Timeline")
+    def timeline(self, job: BackgroundJob) -> SafeString:
+        events = job.events.select_related("actor").order_by("-at", "-id")[:SHOWN_ROWS]
+        return timeline_table(reversed(list(events)))

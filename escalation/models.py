@@ -13,6 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -696,3 +697,77 @@ class ComponentExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component_id} of {self.request_id} ({self.status})"
+
+
+# A Jira issue key as Jira prints it: the project key, a dash, the number.
+JIRA_KEY_PATTERN = r"^[A-Z][A-Z0-9_]{0,19}-[1-9][0-9]{0,9}$"
+
+
+class BackgroundJob(models.Model):
+    """A background job that has a Jira ticket (seed 002's job-failure handling). Run and changed
+    only through ``services.jobs``: the claim, the blocker check, the failed state saved first,
+    then the comment and the transition on the ticket through the outbox."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        BLOCKED = "blocked", "Blocked (its ticket is blocked by open issues)"
+
+    name = models.CharField(max_length=200)
+    # The registered job kind (``@background_job("name")`` in ``services.jobs``) that runs it.
+    kind = models.CharField(max_length=100)
+    jira_key = models.CharField(
+        "Jira ticket",
+        max_length=32,
+        blank=True,
+        validators=[RegexValidator(JIRA_KEY_PATTERN, "A Jira issue key, e.g. OPS-42.")],
+    )
+    # Given when the job was made; they win over the ticket description's ``Key: value`` lines.
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    detail = models.CharField(max_length=500, blank=True)  # what happened last, for people
+    last_error = models.TextField(max_length=2000, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # runs started (a blocked check is none)
+    # The attempt whose failure was queued to the ticket (0: none): reported once per failure.
+    failure_reported_attempt = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set by every change: the sweep's clock for jobs that wait or whose worker was lost.
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="background_job_by_status")]
+
+    def __str__(self) -> str:
+        ticket = f" ({self.jira_key})" if self.jira_key else ""
+        return f"Job #{self.pk} {self.name}{ticket}: {self.status}"
+
+
+class JobEvent(models.Model):
+    """A background job's timeline: every change ``services.jobs`` makes writes one."""
+
+    job = models.ForeignKey(BackgroundJob, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} job {self.job_id} {self.kind}: {self.message[:60]}"

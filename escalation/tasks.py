@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import daily_reports, overrides, recovery, sla, webhooks
+from escalation.services import daily_reports, jobs, overrides, recovery, sla, webhooks
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -81,3 +81,29 @@ webhooks.set_dispatcher(queue_github_job)
 @shared_task(name="escalation.compute_daily_reports", ignore_result=True, soft_time_limit=120)
 def compute_daily_reports() -> list[str]:
     return [day.isoformat() for day in daily_reports.compute_due_reports()]
+
+
+# Background jobs with a Jira ticket (seed 002): acknowledged after they finish, so a lost worker's
+# job is delivered again; the claim in services.jobs makes the redelivery run nothing twice.
+@shared_task(
+    name="escalation.run_background_job",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=jobs.TIME_LIMIT_SECONDS,
+    time_limit=jobs.TIME_LIMIT_SECONDS + 60,
+)
+def run_background_job(job_id: int) -> str:
+    return jobs.run_job(job_id)
+
+
+@shared_task(name="escalation.sweep_background_jobs", ignore_result=True, soft_time_limit=50)
+def sweep_background_jobs() -> dict[str, int]:
+    return jobs.sweep_waiting_jobs()
+
+
+def queue_job(job_id: int) -> None:
+    run_background_job.delay(job_id)
+
+
+jobs.set_dispatcher(queue_job)
