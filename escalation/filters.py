@@ -6,7 +6,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
-from escalation.models import Escalation, FailureEvent, FailureType, Team
+from escalation.models import Escalation, FailureEvent, FailureType, Request, Team
 from portal.pages import SearchFilterSet
 
 
@@ -73,3 +73,27 @@ class EscalationFilterSet(SearchFilterSet):
     class Meta:
         model = Escalation
         fields = ["q", "repository", "type", "status", "team", "since"]
+
+
+class CatalogRequestFilterSet(SearchFilterSet):
+    """Catalog requests (seed 000): ``/api/v1/requests`` and the ``/ci/requests/`` page."""
+
+    search_fields = ("catalog_item_id", "user_id", "escalation_ticket_id")
+
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "item, user, ticket"}),
+    )
+    status = django_filters.ChoiceFilter(choices=Request.Status.choices, empty_label="Any status")
+    catalog_item = django_filters.CharFilter(field_name="catalog_item_id", label="Catalog item")
+    since = django_filters.IsoDateTimeFilter(
+        field_name="created_at",
+        lookup_expr="gte",
+        label="Since",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    class Meta:
+        model = Request
+        fields = ["q", "status", "catalog_item", "since"]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from escalation.services import daily_reports, jobs, overrides, recovery, sla, webhooks
+from escalation.services import (
+    daily_reports,
+    fulfillment,
+    jobs,
+    overrides,
+    recovery,
+    sla,
+    webhooks,
+)
 
 
 @shared_task(name="escalation.sweep_due_slas", ignore_result=True, soft_time_limit=50)
@@ -107,3 +115,24 @@ def queue_job(job_id: int) -> None:
 
 
 jobs.set_dispatcher(queue_job)
+
+
+# Catalog requests (seed 000): acknowledged after they finish, so a lost worker's request is
+# delivered again; each component's claim in services.fulfillment keeps it from running twice.
+@shared_task(
+    name="escalation.fulfill_catalog_request",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def fulfill_catalog_request(request_id: str) -> str:
+    return fulfillment.fulfill(request_id)
+
+
+def queue_catalog_request(request_id: str) -> None:
+    fulfill_catalog_request.delay(request_id)
+
+
+fulfillment.set_dispatcher(queue_catalog_request)

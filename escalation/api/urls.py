@@ -1,15 +1,19 @@
-"""Routes under ``/api/v1/ci/`` and ``/api/v1/webhooks/`` (included by ``portal/api/urls.py``)."""
+"""Routes under ``/api/v1/ci/``, ``/api/v1/webhooks/``, ``/api/v1/catalog/`` and
+``/api/v1/requests`` (included by ``portal/api/urls.py``)."""
 
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from escalation.api import reports, views, webhooks
+from escalation.api import catalog, reports, views, webhooks
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # the issue writes the paths without one; accept both
 router.register("ci/failures", views.FailureViewSet, basename="ci-failure")
 router.register("ci/escalations", views.EscalationViewSet, basename="ci-escalation")
 router.register("ci/overrides", views.OverrideViewSet, basename="ci-override")
+# The service catalog (seed 000): /api/v1/catalog/items and /api/v1/requests[...].
+router.register("catalog/items", catalog.CatalogItemViewSet, basename="catalog-item")
+router.register("requests", catalog.CatalogRequestViewSet, basename="catalog-request")
 
 urlpatterns = [
     path("ci/job-passed", views.JobPassedView.as_view(), name="ci-job-passed"),
