@@ -27,6 +27,20 @@ from exports.models import ExportTicket
 from exports.services import adf_checks, sessions
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, OperatorRequiredMixin, RoleRequiredMixin, user_has_role
+from portal.text import check_text, request_text_problems
+
+
+def refuse_invalid_text(request) -> str:
+    """A message naming the fields whose text portal.text refuses (NUL, lone surrogates, control
+    characters), or "" when the form's text is acceptable. Checked on the raw body, before a form
+    could show the bad text back."""
+    problems = request_text_problems(request)
+    # A multipart form's fields are decoded by Django: checked as text here.
+    for name, values in request.POST.lists():
+        for value in values:
+            if name not in problems and (problem := check_text(value)):
+                problems[name] = f"the value {problem}"
+    return "; ".join(f"{name}: {problem}" for name, problem in problems.items())
 
 
 class SessionReaderMixin(RoleRequiredMixin):
@@ -121,6 +135,9 @@ class TicketReviewView(SessionReaderMixin, TemplateView):
         if not user_has_role(request.user, OPERATORS):
             raise PermissionDenied("Editing tickets needs the operators role.")
         ticket = ticket_of(kwargs["pk"], kwargs["ticket_pk"])
+        if problem := refuse_invalid_text(request):
+            messages.error(request, f"Not saved: {problem}.")
+            return self.render_to_response(self.get_context_data(**kwargs), status=400)
         form = TicketHtmlForm(request.POST)
         if form.is_valid():
             try:
@@ -167,6 +184,12 @@ def ticket_url(ticket: ExportTicket) -> str:
 class NewSessionView(OperatorRequiredMixin, FormView):
     template_name = "exports/session_new.html"
     form_class = NewSessionForm
+
+    def post(self, request, *args, **kwargs):
+        if problem := refuse_invalid_text(request):
+            messages.error(request, f"Not created: {problem}.")
+            return self.render_to_response(self.get_context_data(), status=400)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         try:
