@@ -29,7 +29,7 @@ SECTIONS = (
     Section("CI health", "escalation:ci-health", roles=(OPERATORS, QA)),
     Section("CI reports", "escalation:reports", roles=(OPERATORS, QA)),
     Section("CI help", "escalation:help"),
-    Section("Exports", "exports:session-list"),
+    Section("Exports", "exports:session-list", roles=(OPERATORS, QA)),
     Section("Requests", "escalation:request-list"),
     Section("ITSM templates", "itsm:template-new-ticket", roles=(OPERATORS,), prefix="/itsm/"),
     Section("API docs", "api-docs"),
