@@ -31,7 +31,7 @@ SECTIONS = [
     "API docs",
 ]
 QA_SECTIONS = [section for section in SECTIONS if section != "ITSM templates"]
-NO_ROLE_SECTIONS = [s for s in QA_SECTIONS if s not in ("CI health", "CI reports")]
+NO_ROLE_SECTIONS = [s for s in QA_SECTIONS if s not in ("CI health", "CI reports", "Exports")]
 
 
 def csrf_token_of(html: str) -> str:
