@@ -279,7 +279,8 @@ def field_problems(changes: Mapping[str, Any]) -> dict[str, str]:
         elif name == "title":
             problem = title_problem(value)
         elif name == "labels":
-            problem = labels_problem(list(value))
+            is_list = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+            problem = labels_problem(list(value)) if is_list else "A list of labels (text)."
         else:
             max_length, single_line = limits[name]
             problem = text_problem(value, max_length=max_length, single_line=single_line)
