@@ -42,7 +42,7 @@ from itsm.outbox import HANDLERS, enqueue, is_redelivery
 from itsm.outbox import handler as outbox_handler
 from itsm.services.sla import state_of as sla_state
 from itsm.services.tickets import create_from_template, open_ticket, sent_fields
-from itsm.types import CallLog, CreatedTicket, PlatformView, TicketRef
+from itsm.types import CallLog, CreatedTicket, PlatformView, RateLimitHint, TicketRef
 from portal.redaction import register_secrets
 
 
@@ -75,6 +75,7 @@ __all__ = [
     "OutboxMessage",
     "PlatformClient",
     "PlatformView",
+    "RateLimitHint",
     "Ref",
     "RetryableError",
     "TemplateError",

@@ -69,3 +69,21 @@ class PlatformView:
     responded_at: datetime | None = None
     resolved_at: datetime | None = None
     status: str = ""  # the platform's own name for the state, for display
+
+
+@dataclass(frozen=True)
+class RateLimitHint:
+    """What a platform's last answer said about its rate limit (Jira's ``X-RateLimit-*`` headers,
+    INTEGRATIONS.md §1a), for callers that pace a long series of calls."""
+
+    near_limit: bool
+    remaining: int | None = None
+    limit: int | None = None
+    reason: str = ""
+
+    @property
+    def pressing(self) -> bool:
+        """Less than 20 % of the budget left (what ``X-RateLimit-NearLimit`` means)."""
+        if self.near_limit:
+            return True
+        return self.remaining is not None and bool(self.limit) and self.remaining < 0.2 * self.limit

@@ -44,7 +44,7 @@ from itsm import metrics
 from itsm.clients.interface import PlatformClient
 from itsm.config import Endpoint, ItsmConfig, get_config
 from itsm.errors import NotConfigured, RetryableError, UpstreamRejected, ValidationFailed
-from itsm.types import Attempt, CallLog
+from itsm.types import Attempt, CallLog, RateLimitHint
 from itsm.validation import ensure_valid
 from portal.redaction import redact, redact_text
 
@@ -102,6 +102,13 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
             continue
         return max((when - datetime.now(UTC)).total_seconds(), 0.0)
     return None
+
+
+def _header_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 _COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")  # Jira's +0000
@@ -186,6 +193,7 @@ class HttpClient(PlatformClient):
         self.sleep = sleep
         self.owns_http = not shared or transport is not None
         self.http = self.build_http(transport) if self.owns_http else shared_http(self)
+        self.rate_limit: RateLimitHint | None = None
 
     def build_http(self, transport: httpx.BaseTransport | None = None) -> httpx.Client:
         return httpx.Client(
@@ -253,6 +261,7 @@ class HttpClient(PlatformClient):
                 f"{type(exc).__name__}: no answer from {self.platform}",
                 status_code=None, retry_after=None, sent=True,
             ) from exc  # fmt: skip
+        self.observe_rate_limit(response.headers)
         status = response.status_code
         if status in expect:
             return response
@@ -275,6 +284,25 @@ class HttpClient(PlatformClient):
             error_messages=messages,
             field_errors=fields,
         )
+
+    def observe_rate_limit(self, headers: httpx.Headers) -> None:
+        """Keeps the answer's rate-limit headers (``X-RateLimit-*``, ``X-Beta-RateLimit-*``) in
+        ``rate_limit`` for callers that pace themselves (:meth:`take_rate_limit`)."""
+        near = headers.get("X-RateLimit-NearLimit") or headers.get("X-Beta-RateLimit-NearLimit")
+        remaining = _header_int(headers.get("X-RateLimit-Remaining"))
+        if near is None and remaining is None:
+            return
+        self.rate_limit = RateLimitHint(
+            near_limit=str(near).strip().lower() == "true",
+            remaining=remaining,
+            limit=_header_int(headers.get("X-RateLimit-Limit")),
+            reason=headers.get("RateLimit-Reason") or headers.get("X-Beta-RateLimit-Reason") or "",
+        )
+
+    def take_rate_limit(self) -> RateLimitHint | None:
+        """The rate-limit state seen since the last call of this method (then forgotten)."""
+        hint, self.rate_limit = self.rate_limit, None
+        return hint
 
     # --- the retry policy ------------------------------------------------------------------
     def call(
