@@ -302,6 +302,10 @@ class ExportRun:
         if not self.beat(**fields):
             raise Superseded
 
+    def rate_limit_hint(self) -> Any:
+        take = getattr(self.client, "take_rate_limit", None)
+        return take() if take else None
+
     def stop(self, exc: Exception, ticket: ExportTicket | None) -> StopExport:
         failure = classify(exc, ticket=ticket, project=self.project)
         return StopExport(failure, ticket.order if ticket else None)
@@ -391,7 +395,7 @@ class ExportRun:
             except (ItsmError, InvalidSession, ValueError) as exc:
                 raise self.fail_ticket(ticket, exc) from exc
             self.store_key(ticket, result)
-            self.pacer.observe(result.log)
+            self.pacer.observe(result.log, self.rate_limit_hint())
             created = True
         if ticket.attachment and not ticket.attachment_uploaded:
             self.upload_attachment(ticket)
@@ -639,6 +643,7 @@ class ExportRun:
                 raise self.fail_ticket(to_send[0][0], exc) from exc
         for index, created in sorted(result.created.items()):
             self.store_key(to_send[index][0], created)
+        self.pacer.observe(None, self.rate_limit_hint())
         # Refused elements go through the sequential create, which takes the fallbacks (a
         # refused element was not created, so nothing can be duplicated).
         for failure in sorted(result.failed, key=lambda f: f.index):

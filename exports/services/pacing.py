@@ -1,9 +1,11 @@
 """Pacing an export: the seed's fixed delay between tickets, adapted to what Jira says.
 
 The itsm client already honours ``Retry-After`` (and Jira's ``Beta-Retry-After``) between the
-retries of one call. Across calls the pacer adds what a single call cannot see: each create whose
-attempts met a 429 doubles the gap between tickets (at least the wait Jira asked for), each clean
-one brings it back towards the configured delay (additive increase of the pause, multiplicative
+retries of one call, and keeps the last answer's ``X-RateLimit-*`` headers. Across calls the pacer
+adds what a single call cannot see: each create whose attempts met a 429 doubles the gap between
+tickets (at least the wait Jira asked for), an answer saying the budget is nearly spent
+(``X-RateLimit-NearLimit``, or under 20 % remaining) widens it by half, each clean one brings it
+back towards the configured delay (additive increase of the pause, multiplicative
 return: the gap settles just under Jira's limit). A rate limit that outlives the client's retries
 (a ``Retry-After`` longer than it will sleep) is waited out here, within a budget, instead of
 failing the export.
@@ -43,15 +45,21 @@ class Pacer:
         self.wait_budget = wait_budget
         self.waited_for_limits = 0.0
         self.rate_limited_calls = 0
+        self.near_limit_calls = 0
 
-    def observe(self, log: Any) -> None:
-        """Adapts the gap to one call's attempts (an ``itsm`` CallLog, or None)."""
+    def observe(self, log: Any, hint: Any = None) -> None:
+        """Adapts the gap to one call: its attempts (an ``itsm`` CallLog, or None) and the
+        rate-limit headers of its answers (an ``itsm`` RateLimitHint, or None)."""
         attempts = list(getattr(log, "attempts", None) or [])
         limited = [a for a in attempts if getattr(a, "status_code", None) == 429]
         if limited:
             self.rate_limited_calls += 1
             asked = max((a.delay_seconds or 0.0) for a in limited)
             self.delay = min(max(self.delay * 2, 1.0, asked), self.max_delay)
+        elif hint is not None and getattr(hint, "pressing", False):
+            # Less than 20 % of Jira's budget left: slow down before it says 429.
+            self.near_limit_calls += 1
+            self.delay = min(max(self.delay * 1.5, 1.0), self.max_delay)
         elif self.delay > self.base_delay:
             self.delay = max(self.base_delay, self.delay * 0.75)
 

@@ -23,6 +23,7 @@ from exports.models import ExportSession, ExportTicket, ManualFix
 from exports.services import engine, lifecycle
 from exports.services.pacing import Pacer, Superseded
 from itsm.config import get_config
+from itsm.public import RateLimitHint
 from itsm.types import Attempt, CallLog
 from tests.exports import export_support
 from tests.exports.export_support import (
@@ -240,6 +241,29 @@ def test_a_rate_limited_call_widens_the_gap_and_clean_calls_narrow_it_back():
     for _ in range(20):
         pacer.observe(CallLog())
     assert pacer.delay == 1.5
+
+
+def test_an_answer_near_jiras_rate_limit_widens_the_gap_before_any_429():
+    pacer = Pacer(1.0, sleep=lambda s: None)
+    pacer.observe(CallLog(), RateLimitHint(near_limit=True))
+    assert pacer.delay == 1.5
+    pacer.observe(CallLog(), RateLimitHint(near_limit=False, remaining=5, limit=100))
+    assert pacer.delay == 2.25 and pacer.near_limit_calls == 2
+    pacer.observe(CallLog(), RateLimitHint(near_limit=False, remaining=90, limit=100))
+    assert pacer.delay < 2.25
+
+
+@pytest.mark.django_db
+def test_the_jira_client_keeps_the_rate_limit_headers_it_was_answered_with(jira):
+    jira.faults(platform="jira", status=429, retry_after=0, count=1, method="POST")
+    client = engine.client_for("jira")
+
+    client.create_ticket("OPS", "Paced", None, "Task", idempotency_key="paced-1")
+
+    hint = client.take_rate_limit()
+    assert hint.remaining == 0 and hint.limit == 100 and hint.pressing
+    assert hint.reason == "jira-burst-based"
+    assert client.take_rate_limit() is None
 
 
 def test_waits_beat_the_heartbeat_in_slices_and_stop_when_superseded():
