@@ -105,10 +105,15 @@ Dispatcher = Callable[[str, str], None]
 
 def send_to_worker(session_id: str, task_id: str) -> None:
     """Queues ``exports.run_export`` by name (the services never import the tasks module); the
-    Celery task id is the session's ``export_task_id``."""
+    Celery task id is the session's ``export_task_id``. Through the registered task when the
+    worker's app knows it, so ``CELERY_TASK_ALWAYS_EAGER`` runs it in place."""
     from celery import current_app
 
-    current_app.send_task("exports.run_export", args=[session_id, task_id], task_id=task_id)
+    task = current_app.tasks.get("exports.run_export")
+    if task is None:
+        current_app.send_task("exports.run_export", args=[session_id, task_id], task_id=task_id)
+    else:
+        task.apply_async(args=[session_id, task_id], task_id=task_id)
 
 
 _dispatcher: Dispatcher = send_to_worker
