@@ -1640,6 +1640,8 @@ class BackgroundJobForm(CheckedTextForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "kind" not in self.fields:  # an existing job: every field is read-only
+            return
         self.fields["kind"].choices = [
             (kind.name, f"{kind.name} — {kind.description}" if kind.description else kind.name)
             for kind in jobs.job_kinds()

@@ -264,7 +264,7 @@ def claim(job_id: int, now: datetime | None = None) -> bool:
 def run_job(job_id: int) -> str:
     """The worker's entry point (the task): runs the job if it is pending. A redelivery finds it
     running or finished and runs nothing, but reports a failure still unreported and fails a
-    job whose worker was lost. Returns the job's status afterwards (or "skipped")."""
+    job whose worker was lost. Returns the job's status afterwards."""
     job = BackgroundJob.objects.filter(pk=job_id).first()
     if job is None:
         return "missing"
@@ -274,7 +274,13 @@ def run_job(job_id: int) -> str:
     if job.status == Status.RUNNING and job.updated_at <= timezone.now() - lost_after():
         fail_lost(job)
         return Status.FAILED
-    return run_job_with_failure_handling(job).status
+    if job.status != Status.PENDING:
+        return job.status
+    outcome = run_job_with_failure_handling(job)
+    if outcome.status == "skipped":  # taken by another worker meanwhile
+        job.refresh_from_db()
+        return job.status
+    return outcome.status
 
 
 def run_job_with_failure_handling(job: BackgroundJob) -> JobOutcome:
