@@ -36,7 +36,10 @@ from escalation.models import (
     SEVERITY,
     ZERO_TOLERANCE_TYPES,
     BackgroundJob,
+    CatalogBundle,
+    CatalogComponent,
     ClassificationRule,
+    ComponentExecution,
     Escalation,
     EscalationEvent,
     FailureEvent,
@@ -45,13 +48,15 @@ from escalation.models import (
     OverridePolicy,
     OverrideRequest,
     RecoveryAttempt,
+    Request,
+    RequestFulfillment,
     RoutingRule,
     SlaRecord,
     Team,
     Tracker,
     WebhookDelivery,
 )
-from escalation.services import jobs, overrides, routing, sla
+from escalation.services import catalog, jobs, overrides, routing, sla
 from escalation.services.classify import CompiledRule, classify, load_rules, pattern_problems
 from portal.admin import ReadOnlyAdmin
 from portal.templatetags.portal import bidi_safe
@@ -1788,3 +1793,170 @@ class BackgroundJobAdmin(BidiSafeTitleMixin, admin.ModelAdmin):
     def timeline(self, job: BackgroundJob) -> SafeString:
         events = job.events.select_related("actor").order_by("-at", "-id")[:SHOWN_ROWS]
         return timeline_table(reversed(list(events)))
+
+
+# --- The service catalog (seed 000): bundles with their components inline, requests ---------
+# Bundles and items are configuration: every component's templates and configuration are checked
+# on save (services.catalog.component_problems); a broken component is refused with an error
+# naming the component and the field. Requests are records the engine writes, only read here.
+
+
+class CatalogBundleForm(CheckedTextForm):
+    class Meta:
+        model = CatalogBundle
+        fields = ["name", "version", "kind", "title", "description", "inputs", "active"]
+        help_texts = {
+            "name": "metadata.name: what requests name as catalog_item_id.",
+            "inputs": 'The inputs a requester fills in: [{"name": "email", "label": "E-mail", '
+            '"required": true, "help": ""}]',
+        }
+
+    def clean_inputs(self) -> list[Any]:
+        inputs = self.cleaned_data.get("inputs") or []
+        if not isinstance(inputs, list) or not all(
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and item["name"].isidentifier()
+            for item in inputs
+        ):
+            raise forms.ValidationError(
+                'A list of objects, each with a "name" usable as a variable (letters, digits, _).'
+            )
+        return inputs
+
+
+class CatalogComponentForm(CheckedTextForm):
+    class Meta:
+        model = CatalogComponent
+        fields = ["position", "component_id", "action_type", "config", "cleanup_instructions"]
+        widgets = {
+            "config": forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"}),
+            "cleanup_instructions": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        }
+
+    def clean_component_id(self) -> str:
+        value = self.cleaned_data["component_id"]
+        if not value.isidentifier():
+            # Templates read it as components.<id>: a dash would be read as a minus.
+            raise forms.ValidationError(
+                "Use letters, digits and _ (templates read components.<id>)."
+            )
+        return value
+
+
+class CatalogComponentFormSet(forms.BaseInlineFormSet):
+    """Checks the components together, in their order, against the bundle as edited."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        kept = [
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
+        ]
+        if not kept:
+            raise forms.ValidationError("A catalog item or bundle needs at least one component.")
+        kept.sort(key=lambda form: form.cleaned_data["position"])
+        positions = [form.cleaned_data["position"] for form in kept]
+        if len(set(positions)) != len(positions):
+            raise forms.ValidationError("Two components have the same position.")
+        by_id = {form.cleaned_data["component_id"]: form for form in kept}
+        bundle = self.instance
+        problems = catalog.component_problems(
+            [
+                {
+                    "component_id": form.cleaned_data["component_id"],
+                    "action_type": form.cleaned_data["action_type"],
+                    "config": form.cleaned_data.get("config"),
+                }
+                for form in kept
+            ],
+            [spec["name"] for spec in catalog.declared_inputs(bundle)],
+            bundle.kind,
+        )
+        for problem in problems:
+            form = by_id.get(problem.component_id)
+            if form is not None:
+                form.add_error(
+                    problem.field, f"Component {problem.component_id}: {problem.message}"
+                )
+        if problems:
+            raise forms.ValidationError(
+                [f"Component {p.component_id}, {p.field}: {p.message}" for p in problems]
+            )
+
+
+class CatalogComponentInline(admin.StackedInline):
+    model = CatalogComponent
+    form = CatalogComponentForm
+    formset = CatalogComponentFormSet
+    extra = 0
+    ordering = ["position"]
+
+
+@admin.register(CatalogBundle)
+class CatalogBundleAdmin(ConfigurationAdmin):
+    form = CatalogBundleForm
+    inlines = [CatalogComponentInline]
+    list_display = ["name", "version", "kind", "active", "component_count", "updated_at"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name", "title", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("components")
+
+    @admin.display(description="components")
+    def component_count(self, bundle: CatalogBundle) -> int:
+        return len(bundle.components.all())
+
+
+class ComponentExecutionInline(admin.TabularInline):
+    model = ComponentExecution
+    fields = ["position", "component_id", "action_type", "status", "resources", "error",
+              "started_at", "finished_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["position"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RequestFulfillmentInline(admin.StackedInline):
+    model = RequestFulfillment
+    fields = ["bundle_name", "bundle_version", "failed_component", "error", "failed_at",
+              "ticket_summary", "ticket_url", "outbox_message"]  # fmt: skip
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Request)
+class CatalogRequestAdmin(RecordAdmin):
+    list_display = ["id", "catalog_item_id", "user_id", "status", "created_at",
+                    "escalation_ticket_id"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["catalog_item_id", "user_id", "escalation_ticket_id"]
+    readonly_fields = ["id", "catalog_item_id", "user_id", "status", "request_data", "created_at",
+                       "updated_at", "completed_at", "escalation_ticket_id",
+                       "escalation_timestamp"]  # fmt: skip
+    inlines = [RequestFulfillmentInline, ComponentExecutionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["subtitle"] = shown(f"{obj.catalog_item_id} {obj.id}")
+        return super().render_change_form(request, context, add, change, form_url, obj)

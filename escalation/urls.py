@@ -29,6 +29,10 @@ urlpatterns = [
     path("escalations/<int:pk>/resolve", views.ResolveView.as_view(), name="escalation-resolve"),
     path("flaky/", views.FlakyTestsView.as_view(), name="flaky-tests"),
     path("help/", views.HelpView.as_view(), name="help"),
+    # The service catalog (seed 000): requests, a request's timeline, a new request.
+    path("requests/", views.CatalogRequestListView.as_view(), name="request-list"),
+    path("requests/new/", views.CatalogRequestNewView.as_view(), name="request-new"),
+    path("requests/<uuid:pk>/", views.CatalogRequestDetailView.as_view(), name="request-detail"),
     path("reports/", views.ReportsIndexView.as_view(), name="reports"),
     re_path(
         r"^reports/daily/(?P<day>\d{4}-\d{2}-\d{2})/$",

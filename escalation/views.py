@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404
@@ -21,8 +22,9 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from escalation.admin import duration_text  # the admin's matrix shows SLAs the same way
+from escalation.catalog_forms import CatalogRequestForm
 from escalation.errors import EscalationError
-from escalation.filters import EscalationFilterSet, FailureFilterSet
+from escalation.filters import CatalogRequestFilterSet, EscalationFilterSet, FailureFilterSet
 from escalation.models import (
     SEVERITY,
     ZERO_TOLERANCE_TYPES,
@@ -37,6 +39,7 @@ from escalation.models import (
     SlaRecord,
 )
 from escalation.services import (
+    catalog,
     daily_reports,
     ingest,
     overrides,
@@ -511,3 +514,86 @@ class WeeklyReportPageView(TriageRequiredMixin, TemplateView):
             },
         )
         return context
+
+
+# --- The service catalog's pages (seed 000): requests, a request's timeline, a new request -----
+
+
+class CatalogRequestListView(RoleRequiredMixin, FilteredListView):
+    """Requests, newest first: one's own, or every request for operators."""
+
+    template_name = "escalation/requests_list.html"
+    context_object_name = "requests"
+    filterset_class = CatalogRequestFilterSet
+    default_ordering = ("-created_at",)
+    columns = (
+        Column("Request"),
+        Column("Catalog item", "catalog_item_id"),
+        Column("Requested by", "user_id"),
+        Column("Status", "status"),
+        Column("Escalation ticket", "escalation_ticket_id"),
+        Column("Submitted", "created_at"),
+    )
+
+    def get_queryset(self):
+        self.queryset = catalog.visible_requests(self.request.user)
+        return super().get_queryset()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["sees_all"] = catalog.can_see_all(self.request.user)
+        return context
+
+
+class CatalogRequestDetailView(RoleRequiredMixin, DetailView):
+    """A request's component timeline, its partial-state inventory and its escalation ticket."""
+
+    template_name = "escalation/requests_detail.html"
+    context_object_name = "catalog_request"
+
+    def get_queryset(self):
+        return catalog.visible_requests(self.request.user).select_related(
+            "fulfillment__outbox_message"
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["details"] = catalog.escalation_details(self.object)
+        return context
+
+
+class CatalogRequestNewView(RoleRequiredMixin, TemplateView):
+    """Pick a catalog item (``?item=name``), fill in its inputs, submit: the request is queued."""
+
+    template_name = "escalation/requests_new.html"
+
+    def form(self, data=None) -> CatalogRequestForm:
+        items = list(catalog.active_items())
+        wanted = (data or self.request.GET).get("item", "")
+        selected = next((item for item in items if item.name == wanted), None)
+        if selected is None and items:
+            selected = items[0]
+        return CatalogRequestForm(data, items=items, selected=selected)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", self.form())
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = self.form(request.POST)
+        if form.is_valid():
+            try:
+                created = catalog.submit(
+                    request.user, form.cleaned_data["item"], form.data_of_request()
+                )
+            except forms.ValidationError as exc:
+                form.add_error(None, exc)
+            except EscalationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request, f"Request {created.pk} submitted; it runs in the background."
+                )
+                return redirect("escalation:request-detail", pk=created.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
