@@ -27,6 +27,7 @@ The sweep (:func:`sweep_waiting_jobs`, every minute on the leader) re-queues job
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -302,7 +303,7 @@ def run_job_with_failure_handling(job: BackgroundJob) -> JobOutcome:
         fields = check.fields
 
     now = timezone.now()
-    BackgroundJob.objects.filter(pk=job.pk).update(
+    started_run = BackgroundJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
         attempts=F("attempts") + 1,
         started_at=now,
         finished_at=None,
@@ -310,6 +311,8 @@ def run_job_with_failure_handling(job: BackgroundJob) -> JobOutcome:
         updated_at=now,
     )
     job.refresh_from_db()
+    if not started_run:  # declared lost while its ticket was read: not started after all
+        return JobOutcome("skipped", f"Job #{job.pk} is {job.status}: not started")
     record(job, "started", f"Attempt {job.attempts} started", data={"attempt": job.attempts})
     kind = KINDS.get(job.kind)
     context = JobContext(
@@ -326,6 +329,9 @@ def run_job_with_failure_handling(job: BackgroundJob) -> JobOutcome:
         if kind is None:
             raise LookupError(f"no job kind {job.kind!r} is registered")
         result = kind.function(context) or {}
+        if not isinstance(result, dict):
+            result = {"value": result}
+        json.dumps(result)  # a result the database cannot store fails the job here, not later
     except Exception as exc:  # the job's own failure, whatever it is
         logger.exception(
             "escalation.jobs.failed: job %s (%s) attempt %s",
@@ -340,7 +346,7 @@ def run_job_with_failure_handling(job: BackgroundJob) -> JobOutcome:
             job,
             status=Status.SUCCEEDED,
             finished_at=now,
-            result=result if isinstance(result, dict) else {"value": str(result)},
+            result=result,
             last_error="",
             detail=f"Succeeded in {seconds:.1f} s",
             updated_at=now,

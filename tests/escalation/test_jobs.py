@@ -46,6 +46,11 @@ def disk_full(context: jobs.JobContext) -> dict:
     raise OSError("disk full on /var/spool/export")
 
 
+@jobs.background_job("tests.unstorable_result")
+def unstorable_result(context: jobs.JobContext) -> dict:
+    return {"rows": {1, 2}}
+
+
 @pytest.fixture(autouse=True)
 def calls():
     CALLS.clear()
@@ -467,6 +472,15 @@ def test_an_unknown_job_kind_is_refused_when_made_and_fails_when_run(jira, fakes
     assert jobs.run_job_with_failure_handling(job).status == Status.FAILED
     sweep_now()
     assert "LookupError: no job kind 'tests.removed_kind'" in comments(fakes, key)[0]
+
+
+def test_a_result_the_database_cannot_store_fails_the_job_instead_of_leaving_it_running():
+    job = make_job("tests.unstorable_result")
+
+    assert jobs.run_job_with_failure_handling(job).status == Status.FAILED
+    job.refresh_from_db()
+    assert job.last_error.startswith("TypeError: Object of type set is not JSON serializable")
+    assert job.result == {}
 
 
 # --- the admin, the beat entry and the roles --------------------------------------------------------
