@@ -17,10 +17,10 @@ from rest_framework.views import APIView
 
 from exports.api.jira_views import CanReadExports
 from exports.api.sessions_serializers import (
+    ExportTicketSerializer,
     SessionCreateSerializer,
     SessionDetailSerializer,
     SessionSummarySerializer,
-    TicketSerializer,
 )
 from exports.filters import SessionFilterSet
 from exports.models import ExportSession, ExportTicket
@@ -123,7 +123,7 @@ class TicketAttachmentView(APIView):
             )
         },
         responses={
-            200: TicketSerializer,
+            200: ExportTicketSerializer,
             **error_responses(
                 {
                     409: "The session is exporting, or the ticket is already in Jira",
@@ -147,7 +147,7 @@ class TicketAttachmentView(APIView):
             raise serializers.ValidationError(problems)
         ticket = sessions.attach_file(ticket, upload, actor=request.user)
         ticket = ExportTicket.objects.prefetch_related("depends_on").get(pk=ticket.pk)
-        return Response(TicketSerializer(ticket).data)
+        return Response(ExportTicketSerializer(ticket).data)
 
 
 __all__ = ["SessionViewSet", "TicketAttachmentView"]

@@ -187,7 +187,7 @@ def attachment_of(ticket: ExportTicket) -> dict[str, Any] | None:
     }
 
 
-class TicketSerializer(serializers.ModelSerializer):
+class ExportTicketSerializer(serializers.ModelSerializer):
     depends_on = serializers.SerializerMethodField(help_text="Orders this ticket depends on.")
     attachment = serializers.SerializerMethodField()
     # Empty until exported: text, not a URI format that "" would break.
@@ -237,7 +237,11 @@ class SessionSummarySerializer(serializers.ModelSerializer):
 class SessionDetailSerializer(SessionSummarySerializer):
     """A session with its tickets, their export status and Jira keys."""
 
-    tickets = TicketSerializer(many=True, read_only=True)
+    tickets = ExportTicketSerializer(many=True, read_only=True)
+    error_category = serializers.CharField(
+        read_only=True,
+        help_text="The last failure's category: user_fixable, admin_required, temporary ('' none)",
+    )
 
     class Meta(SessionSummarySerializer.Meta):
         fields = [
