@@ -378,10 +378,17 @@ ITSM_ENDPOINTS = {
 }
 # What `make run` (portal/devstack.py) starts besides Redis: each app names its stand-ins here, so
 # the portal imports none. Each is built with the var directory and answers the variables it sets.
-PORTAL_DEV_SERVICES = ["itsm.devstack.FakeServers", "escalation.devstack.DemoWebhookSecrets"]
+PORTAL_DEV_SERVICES = [
+    "itsm.devstack.FakeServers",
+    "escalation.devstack.DemoWebhookSecrets",
+    "escalation.devstack.DemoCatalog",
+]
 # What `manage.py load_demo` adds after the demo users: each app's demo data, as callables that
 # return a line to print (the portal names none).
-PORTAL_DEMO_LOADERS = ["escalation.demo.load_demo_ci_history"]
+PORTAL_DEMO_LOADERS = [
+    "escalation.demo.load_demo_ci_history",
+    "escalation.catalog_demo.load_demo_catalog",
+]
 
 # --- CI failure escalation (issue #9, seed 004) ---------------------------------------------
 # The portal's address as people reach it: links in Slack messages and tickets point here.

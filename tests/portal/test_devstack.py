@@ -70,6 +70,7 @@ def test_the_shipped_settings_name_the_itsm_fakes_and_the_demo_webhook_secrets()
     assert settings.PORTAL_DEV_SERVICES == [
         "itsm.devstack.FakeServers",
         "escalation.devstack.DemoWebhookSecrets",
+        "escalation.devstack.DemoCatalog",  # after the fakes: it reads their address
     ]
 
 
