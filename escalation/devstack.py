@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEMO_VARIABLES = {
     "GITHUB_WEBHOOK_SECRET": "portal-demo-webhook-secret",
@@ -25,6 +26,37 @@ class DemoWebhookSecrets:
         added = {name: value for name, value in DEMO_VARIABLES.items() if not env.get(name)}
         for name, value in added.items():
             print(f"Demo {name}={value} ({HOW[name]})", flush=True)
+        return added
+
+    def stop(self) -> None:
+        return None
+
+
+class DemoCatalog:
+    """The service catalog's side of ``make run``: when Jira is the bundled fake, the fakes'
+    address goes on the http-request allow-list (the demo bundles call it), and the seed's
+    escalation ticket (project ORCHESTRATION, an Incident: neither exists in the fake, nor passes
+    the portal's Jira checks) is filed in the fake's OPS project as a Bug. Whatever the user set
+    is kept."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+
+    def start(self, env: Mapping[str, str]) -> dict[str, str]:
+        base = urlsplit(env.get("JIRA_BASE_URL", ""))
+        if base.hostname not in ("127.0.0.1", "localhost") or base.path.rstrip("/") != "/jira":
+            return {}
+        wanted = {
+            "CATALOG_HTTP_ALLOWED_HOSTS": base.netloc,
+            "CATALOG_ESCALATION_JIRA_PROJECT": "OPS",
+            "CATALOG_ESCALATION_JIRA_ISSUE_TYPE": "Bug",
+        }
+        added = {name: value for name, value in wanted.items() if not env.get(name)}
+        if added:
+            print(
+                "Demo catalog: " + ", ".join(f"{name}={value}" for name, value in added.items()),
+                flush=True,
+            )
         return added
 
     def stop(self) -> None:
