@@ -292,15 +292,27 @@ class ExportRun:
         self.pacer = Pacer(lifecycle.ticket_delay_seconds(), sleep=sleep, beat=self.beat)
         self.data = ProjectData()
         self.attempted: set[Any] = set()
-        self.current: ExportTicket | None = None
+        # The export's own deadline: Celery enforces time limits only in the prefork pool, and a
+        # run must end before the broker's visibility timeout hands its message to another worker.
+        self.deadline = time.monotonic() + float(
+            getattr(settings, "EXPORT_TASK_SOFT_TIME_LIMIT", 4150)
+        )
 
     # --- state ---------------------------------------------------------------------------
     def beat(self, **fields: Any) -> bool:
         return lifecycle.heartbeat(self.session_id, self.task_id, **fields)
 
     def ensure_ours(self, **fields: Any) -> None:
+        """A heartbeat before each step: stops when the export is not this task's any more, or
+        when its time is up (a retry resumes)."""
         if not self.beat(**fields):
             raise Superseded
+        if time.monotonic() > self.deadline:
+            order = (
+                ExportTicket.objects.filter(session_id=self.session_id, jira_ticket_key="")
+                .order_by("order").values_list("order", flat=True).first()
+            )  # fmt: skip
+            raise StopExport(classify(SoftTimeLimitExceeded()), order)
 
     def rate_limit_hint(self) -> Any:
         take = getattr(self.client, "take_rate_limit", None)

@@ -271,3 +271,16 @@ def test_issues_with_our_marker_that_no_ticket_owns_are_listed_as_orphans(jira, 
     (orphan,) = session.orphans.all()
     assert orphan.jira_key == stray.key and "No ticket" in orphan.reason
     assert issues_by_ticket(jira).total() == 2
+
+
+def test_an_export_past_its_time_limit_stops_as_temporary_whatever_the_worker_pool(
+    jira, dispatched, settings
+):
+    settings.EXPORT_TASK_SOFT_TIME_LIMIT = 0  # Celery's threads pool enforces no limit itself
+    session = make_session(2)
+
+    assert export(session) == "failed"
+
+    session.refresh_from_db()
+    assert session.error_category == "temporary" and "time limit" in session.error_message
+    assert session.failed_at_ticket_order == 1 and jira.state("jira")["issues"] == []
