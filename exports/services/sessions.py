@@ -165,8 +165,11 @@ def check_tickets(tickets: Sequence[TicketInput]) -> list[int]:
     """
     if not tickets:
         raise InvalidTickets({"tickets": "A session needs at least one ticket."})
-    if len(tickets) > MAX_TICKETS:
-        raise InvalidTickets({"tickets": f"At most {MAX_TICKETS} tickets in a session."})
+    # The most a session may hold: what one export takes (EXPORT_MAX_TICKETS sets its time
+    # limits), never more than the API's own cap.
+    limit = min(MAX_TICKETS, lifecycle.max_tickets())
+    if len(tickets) > limit:
+        raise InvalidTickets({"tickets": f"At most {limit} tickets in a session."})
     problems: dict[str, str] = {}
     seen: dict[int, int] = {}
     for index, ticket in enumerate(tickets):

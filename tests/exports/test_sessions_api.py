@@ -345,3 +345,12 @@ def test_the_detail_endpoint_queries_do_not_grow_with_the_tickets(
 
     assert len(response.json()["tickets"]) == 30
     assert response.json()["tickets"][5]["depends_on"] == [tickets[4].order]
+
+
+def test_a_session_larger_than_one_export_takes_is_refused(operator_client, settings):
+    settings.EXPORT_MAX_TICKETS = 2
+
+    response = post(operator_client, payload(tickets=[ticket(1), ticket(2), ticket(3)]))
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == {"tickets": "At most 2 tickets in a session."}
