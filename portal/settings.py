@@ -288,6 +288,9 @@ SPECTACULAR_SETTINGS = {
         "FailureStatusEnum": "escalation.models.FailureEvent.Status",
         "EscalationStatusEnum": "escalation.models.Escalation.Status",
         "SlaStatusEnum": "escalation.models.SlaRecord.Status",
+        "CatalogRequestStatusEnum": "escalation.models.Request.Status",
+        "CatalogKindEnum": "escalation.models.CatalogBundle.Kind",
+        "OverrideKindEnum": "escalation.models.OverrideRequest.Kind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
