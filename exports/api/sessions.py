@@ -21,6 +21,7 @@ from exports.api.sessions_serializers import (
     SessionCreateSerializer,
     SessionDetailSerializer,
     SessionSummarySerializer,
+    TicketUpdateSerializer,
 )
 from exports.filters import SessionFilterSet
 from exports.models import ExportSession, ExportTicket
@@ -102,6 +103,31 @@ class SessionViewSet(
         return Response(answer, status=status.HTTP_201_CREATED)
 
 
+class TicketView(APIView):
+    """``PATCH /api/v1/sessions/{id}/tickets/{ticket_id}``: edit a ticket before the export (the
+    review page's edit, for API clients), checked and audited by the sessions service."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(
+        request=TicketUpdateSerializer,
+        responses={
+            200: ExportTicketSerializer,
+            **error_responses({409: "The session is exporting, or the ticket is already in Jira"}),
+        },
+        summary="Edit a ticket (title, HTML, assignee, sprint, priority, labels)",
+    )
+    def patch(self, request, pk, ticket_id):
+        ticket = get_object_or_404(
+            ExportTicket.objects.select_related("session"), pk=ticket_id, session_id=pk
+        )
+        body = TicketUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        sessions.update_ticket(ticket, dict(body.validated_data), actor=request.user)
+        ticket = ExportTicket.objects.prefetch_related("depends_on").get(pk=ticket.pk)
+        return Response(ExportTicketSerializer(ticket).data)
+
+
 class TicketAttachmentView(APIView):
     """``POST /api/v1/sessions/{id}/tickets/{ticket_id}/attachment``: the ticket's attachment,
     as a multipart field named ``file`` (replaces an earlier one); uploaded to Jira by the export."""
@@ -150,4 +176,4 @@ class TicketAttachmentView(APIView):
         return Response(ExportTicketSerializer(ticket).data)
 
 
-__all__ = ["SessionViewSet", "TicketAttachmentView"]
+__all__ = ["SessionViewSet", "TicketAttachmentView", "TicketView"]

@@ -131,6 +131,23 @@ class TicketCreateSerializer(StrictFieldsMixin, serializers.Serializer):
         )
 
 
+class TicketUpdateSerializer(TicketCreateSerializer):
+    """``PATCH /api/v1/sessions/{id}/tickets/{ticket_id}``: any of the editable fields (the order
+    and the dependencies are the session's shape, fixed once created)."""
+
+    order = None
+    depends_on = None
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("partial", True)
+        super().__init__(*args, **kwargs)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send at least one field to change.")
+        return attrs
+
+
 class SessionCreateSerializer(StrictFieldsMixin, serializers.Serializer):
     """``POST /api/v1/sessions``: a session and its tickets, created in one transaction."""
 

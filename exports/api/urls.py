@@ -9,11 +9,15 @@ router = SimpleRouter()
 router.trailing_slash = "/?"  # the issue writes the paths without one; accept both
 router.register("sessions", sessions.SessionViewSet, basename="export-session")
 
+TICKET = (
+    rf"^sessions/(?P<pk>{sessions.UUID_PATTERN})/tickets/(?P<ticket_id>{sessions.UUID_PATTERN})"
+)
+
 urlpatterns = [
     *router.urls,
+    re_path(rf"{TICKET}/?$", sessions.TicketView.as_view(), name="export-ticket"),
     re_path(
-        rf"^sessions/(?P<pk>{sessions.UUID_PATTERN})/tickets/(?P<ticket_id>{sessions.UUID_PATTERN})"
-        r"/attachment/?$",
+        rf"{TICKET}/attachment/?$",
         sessions.TicketAttachmentView.as_view(),
         name="export-ticket-attachment",
     ),

@@ -354,3 +354,56 @@ def test_a_session_larger_than_one_export_takes_is_refused(operator_client, sett
 
     assert response.status_code == 422
     assert response.json()["error"]["fields"] == {"tickets": "At most 2 tickets in a session."}
+
+
+# --- editing a ticket ---------------------------------------------------------------------------
+
+
+def ticket_url(ticket):
+    return f"{URL}/{ticket.session_id}/tickets/{ticket.pk}"
+
+
+def test_an_operator_edits_a_tickets_html_and_labels(operator_client, operator):
+    ticket = ExportTicketFactory(description_html="<p>old</p>")
+
+    response = operator_client.patch(
+        ticket_url(ticket),
+        {"description_html": "<p>new</p>", "labels": ["ready"]},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["description_html"] == "<p>new</p>"
+    assert response.json()["labels"] == ["ready"]
+    event = ExportEvent.objects.get(ticket=ticket, kind="ticket_edited")
+    assert event.actor == operator
+    assert sorted(event.data["fields"]) == ["description_html", "labels"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"order": 4}, {"depends_on": [1]}, {"labels": ["a b"]}, {"title": ""}, {"x": 1}],
+    ids=str,
+)
+def test_a_bad_ticket_edit_answers_400(operator_client, body):
+    ticket = ExportTicketFactory()
+
+    response = operator_client.patch(ticket_url(ticket), body, format="json")
+
+    assert response.status_code == 400
+
+
+def test_a_ticket_in_jira_cannot_be_edited(operator_client):
+    ticket = ExportTicketFactory(jira_export_status="exported", jira_ticket_key="OPS-8")
+
+    response = operator_client.patch(ticket_url(ticket), {"title": "New"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "session_locked"
+
+
+def test_qa_may_not_edit_a_ticket(api_client):
+    api_client.force_authenticate(UserFactory(roles=["qa"]))
+    ticket = ExportTicketFactory()
+
+    assert api_client.patch(ticket_url(ticket), {"title": "x"}, format="json").status_code == 403
