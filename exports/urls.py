@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.SessionListView.as_view(), name="session-list"),
     path("new/", views.NewSessionView.as_view(), name="session-new"),
     path("<uuid:pk>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("<uuid:pk>/export/", views.ExportPageView.as_view(), name="session-export"),
     path(
         "<uuid:pk>/tickets/<uuid:ticket_pk>/",
         views.TicketReviewView.as_view(),

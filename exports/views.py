@@ -23,8 +23,8 @@ from exports.api.sessions import sessions_with_counts
 from exports.errors import ExportError
 from exports.filters import SessionFilterSet
 from exports.forms import AttachmentForm, NewSessionForm, TicketHtmlForm
-from exports.models import ExportTicket
-from exports.services import adf_checks, sessions
+from exports.models import ExportSession, ExportTicket
+from exports.services import adf_checks, progress, sessions
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, OperatorRequiredMixin, RoleRequiredMixin, user_has_role
 from portal.text import check_text, request_text_problems
@@ -94,6 +94,46 @@ class SessionDetailView(SessionReaderMixin, DetailView):
             tickets=tickets,
             manual_fixes=session.manual_fixes.select_related("ticket"),
             can_edit=user_has_role(self.request.user, OPERATORS),
+        )
+        return context
+
+
+class ExportPageView(SessionReaderMixin, DetailView):
+    """A session's export page: start and retry (operators), the live progress (the progress
+    socket, or the status endpoint while it is down), the failure panel and the results.
+
+    The page renders nothing of the export itself: static/exports/export.js draws the state the
+    socket and the API answer, starting from the same shapes embedded here (one renderer)."""
+
+    template_name = "exports/export.html"
+    context_object_name = "session"
+
+    def get_queryset(self):
+        return sessions_with_counts()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        session = self.object
+        exported = session.status in (ExportSession.Status.COMPLETED,)
+        failed = session.status == ExportSession.Status.EXPORT_FAILED
+        context.update(
+            can_operate=user_has_role(self.request.user, OPERATORS),
+            export_config={
+                "session_id": str(session.pk),
+                "urls": {
+                    "start": reverse("jira-export-session", args=[session.pk]),
+                    "retry": reverse("jira-retry-failed", args=[session.pk]),
+                    "status": reverse("jira-export-status", args=[session.pk]),
+                    "results": reverse("jira-export-results", args=[session.pk]),
+                    "socket": f"/api/jira/export/progress/{session.pk}",
+                },
+                "initial": progress.socket_message(session),
+                "results": progress.results_response(session) if exported or failed else None,
+                "orders": {
+                    str(pk): order for pk, order in session.tickets.values_list("pk", "order")
+                },
+                "max_retries": ExportSession.MAX_RETRIES,
+            },
         )
         return context
 
@@ -280,6 +320,7 @@ def adf_preview(doc: dict[str, Any]) -> SafeString:
 
 
 __all__ = [
+    "ExportPageView",
     "NewSessionView",
     "SessionDetailView",
     "SessionListView",
