@@ -24,6 +24,7 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from escalation.models import ComponentExecution, Request, RequestFulfillment
@@ -33,6 +34,8 @@ from itsm import public
 logger = logging.getLogger("escalation.catalog")
 
 ESCALATION_KIND = "catalog.escalation"
+# Below Jira's 32,767 characters (and the portal's check of it) with room for the note.
+MAX_DESCRIPTION = 32_000
 Status = ComponentExecution.Status
 
 # The seed's escalation ticket (docs/service.md, "Failure Escalation System"): the same shape as a
@@ -343,7 +346,14 @@ def escalation_ticket(
     fields["project"] = settings.CATALOG_ESCALATION_JIRA_PROJECT or fields["project"]
     fields["issue_type"] = settings.CATALOG_ESCALATION_JIRA_ISSUE_TYPE or fields["issue_type"]
     fields["labels"] = ["catalog-escalation", f"bundle-{fulfillment.bundle_name}"[:255]]
-    return fields["summary"], fields.get("description", ""), fields
+    description = fields.get("description", "")
+    if len(description) > MAX_DESCRIPTION:
+        # Large request data: Jira refuses a description over 32,767 characters, and a refused
+        # ticket would leave the escalation without one. The page keeps everything.
+        page = settings.PORTAL_BASE_URL + reverse("escalation:request-detail", args=[request.pk])
+        note = f"\n\n(truncated: the full details are on the portal, {page})"
+        fields["description"] = description = description[: MAX_DESCRIPTION - len(note)] + note
+    return fields["summary"], description, fields
 
 
 @public.outbox_handler(ESCALATION_KIND)

@@ -201,3 +201,32 @@ def test_a_component_claimed_by_a_lost_worker_is_not_run_again(requester, fakes,
     first = request.executions.get(position=1)
     assert first.status == "failed" and "interrupted" in first.error
     assert fakes.state("jira")["issues"] == [] and fakes.state("slack")["messages"] == []
+
+
+def test_a_large_request_still_gets_its_escalation_ticket(requester, fakes):
+    bundle = make_bundle("big", [("welcome", "slack-message", {"message": {"text": "{{ nope }}"}})])
+    bundle.inputs = []
+    bundle.save()
+    data = {f"field_{n}": "x" * 500 for n in range(100)}  # 50 KB of request data
+    request = run(bundle, requester, data)
+    sweep_now()
+    request.refresh_from_db()
+    assert request.escalation_ticket_id == fakes.state("jira")["issues"][0]["key"]
+    description = request.fulfillment.ticket_description
+    assert len(description) <= fulfillment.MAX_DESCRIPTION
+    assert description.endswith(f"/ci/requests/{request.pk}/)")
+
+
+def test_a_redelivery_after_a_lost_worker_resumes_after_what_succeeded(requester, fakes):
+    bundle = make_bundle(
+        "resume", [("access", "jira-ticket", JIRA), ("welcome", "slack-message", SLACK)]
+    )
+    request = catalog.submit(requester, bundle.name, {"name": "Grace"})
+    # The first worker created the ticket, recorded it, and was lost before the second component.
+    Request.objects.filter(pk=request.pk).update(status="running")
+    ComponentExecution.objects.filter(request=request, position=1).update(
+        status="succeeded", output={"key": "OPS-77"}, resources=["Jira OPS-77"]
+    )
+    assert fulfillment.fulfill(request.pk) == "completed"
+    assert fakes.state("jira")["issues"] == []  # not created again
+    assert len(fakes.state("slack")["messages"]) == 1
