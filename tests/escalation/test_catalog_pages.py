@@ -206,3 +206,20 @@ def test_the_admin_shows_a_requests_record_read_only(admin_client_logged):
     assert (
         admin_client_logged.get(reverse("admin:escalation_request_changelist")).status_code == 200
     )
+
+
+def test_qa_edits_the_catalog_in_the_admin_and_operators_only_read_it(client):
+    qa = UserFactory(username="quinn", is_staff=True, roles=["qa"])
+    operator = UserFactory(username="oscar", is_staff=True, roles=["operators"])
+    add = reverse("admin:escalation_catalogbundle_add")
+    client.force_login(qa)
+    assert (
+        client.post(add, admin_post({}, [("welcome", "slack-message", SLACK)])).status_code == 302
+    )
+    request = Request.objects.create(catalog_item_id="new-bundle", user_id="x")
+    assert (
+        client.get(reverse("admin:escalation_request_change", args=[request.pk])).status_code == 200
+    )
+    client.force_login(operator)
+    assert client.get(add).status_code == 403
+    assert client.get(reverse("admin:escalation_catalogbundle_changelist")).status_code == 200
