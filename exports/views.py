@@ -27,15 +27,15 @@ from exports.models import ExportSession, ExportTicket
 from exports.services import adf_checks, progress, sessions
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, OperatorRequiredMixin, RoleRequiredMixin, user_has_role
-from portal.text import check_text, request_text_problems
+from portal.text import check_text
 
 
 def refuse_invalid_text(request) -> str:
-    """A message naming the fields whose text portal.text refuses (NUL, lone surrogates, control
-    characters), or "" when the form's text is acceptable. Checked on the raw body, before a form
-    could show the bad text back."""
-    problems = request_text_problems(request)
-    # A multipart form's fields are decoded by Django: checked as text here.
+    """A message naming the form fields whose text portal.text refuses (NUL, lone surrogates,
+    control characters), or "" when all is acceptable. The edge (portal.edge) already refuses
+    URL-encoded forms; a multipart form (the browser sends one with a file input) is decoded by
+    Django, so its fields are checked here, before a form could show the bad text back."""
+    problems: dict[str, str] = {}
     for name, values in request.POST.lists():
         for value in values:
             if name not in problems and (problem := check_text(value)):

@@ -328,3 +328,13 @@ def test_bad_tickets_are_shown_on_the_form(operator_page, tickets, message):
 
 def test_qa_may_not_create_sessions(qa_page):
     assert qa_page.get(NEW).status_code == 403
+
+
+def test_invalid_text_in_a_urlencoded_form_is_refused_at_the_edge(operator_page):
+    body = "jira_project_key=OPS&export_mode=sequential&name=bad%00name&tickets=%5B%5D"
+
+    response = operator_page.post(NEW, body, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+    assert not ExportSession.objects.exists()
