@@ -131,6 +131,11 @@ def fulfill_catalog_request(request_id: str) -> str:
     return fulfillment.fulfill(request_id)
 
 
+@shared_task(name="escalation.sweep_stalled_requests", ignore_result=True, soft_time_limit=50)
+def sweep_stalled_requests() -> dict[str, int]:
+    return fulfillment.sweep_stalled_requests()
+
+
 def queue_catalog_request(request_id: str) -> None:
     fulfill_catalog_request.delay(request_id)
 

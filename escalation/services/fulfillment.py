@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -104,6 +104,41 @@ def queue(request_id: UUID | str) -> None:
         transaction.on_commit(lambda: fulfill(request_id))
     else:
         transaction.on_commit(lambda: _dispatcher(request_id), robust=True)
+
+
+# A request still pending this long after it was submitted lost its task (the broker was down at
+# commit): the leader's sweep queues it again.
+PENDING_GRACE_SECONDS = 60
+SWEEP_BATCH = 200
+
+
+def sweep_stalled_requests(now: datetime | None = None) -> dict[str, int]:
+    """The leader's minute job: queues again the requests whose task was lost, pending past
+    ``PENDING_GRACE_SECONDS`` or running with no change for ``CATALOG_COMPONENT_LEASE_SECONDS``
+    (the redelivered run fails an interrupted component instead of running it twice)."""
+    now = now or timezone.now()
+    lease = timedelta(seconds=settings.CATALOG_COMPONENT_LEASE_SECONDS)
+    counts = {"pending": 0, "running": 0}
+    stalled = [
+        ("pending", Request.objects.filter(
+            status=Request.Status.PENDING,
+            updated_at__lte=now - timedelta(seconds=PENDING_GRACE_SECONDS),
+        )),
+        ("running", Request.objects.filter(
+            status=Request.Status.RUNNING, updated_at__lte=now - lease
+        )),
+    ]  # fmt: skip
+    for name, requests in stalled:
+        for request in requests.order_by("updated_at")[:SWEEP_BATCH]:
+            with transaction.atomic():
+                # The conditional UPDATE is the sweep's claim: a second sweep skips it.
+                taken = Request.objects.filter(
+                    pk=request.pk, status=request.status, updated_at=request.updated_at
+                ).update(updated_at=now)
+                if taken:
+                    queue(request.pk)
+                    counts[name] += 1
+    return counts
 
 
 # --- contexts ------------------------------------------------------------------------------------

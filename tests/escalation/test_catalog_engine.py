@@ -3,9 +3,11 @@ position, escalation through the outbox (Jira down, then back), redelivery."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.test import TestCase
 
 from escalation.models import ComponentExecution, Request
 from escalation.services import catalog, fulfillment
@@ -196,7 +198,7 @@ def test_a_component_claimed_by_a_lost_worker_is_not_run_again(requester, fakes,
     )
     # Within the lease: another worker may still be running it; nothing is done.
     assert fulfillment.fulfill(request.pk) == "running"
-    time_machine.move_to(request.created_at + __import__("datetime").timedelta(hours=1))
+    time_machine.move_to(request.created_at + timedelta(hours=1))
     assert fulfillment.fulfill(request.pk) == "escalated"
     first = request.executions.get(position=1)
     assert first.status == "failed" and "interrupted" in first.error
@@ -230,3 +232,25 @@ def test_a_redelivery_after_a_lost_worker_resumes_after_what_succeeded(requester
     assert fulfillment.fulfill(request.pk) == "completed"
     assert fakes.state("jira")["issues"] == []  # not created again
     assert len(fakes.state("slack")["messages"]) == 1
+
+
+def test_the_leaders_sweep_queues_requests_whose_task_was_lost(requester, fakes, time_machine):
+    queued: list[str] = []
+    fulfillment.set_dispatcher(queued.append)
+    try:
+        bundle = make_bundle("lost-task", [("welcome", "slack-message", SLACK)])
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            request = catalog.submit(requester, bundle.name, {"name": "Grace"})
+        assert queued == [str(request.pk)]  # the submission's own dispatch
+        queued.clear()
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            assert fulfillment.sweep_stalled_requests() == {"pending": 0, "running": 0}
+        time_machine.move_to(request.created_at + timedelta(minutes=2))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            assert fulfillment.sweep_stalled_requests() == {"pending": 1, "running": 0}
+            assert fulfillment.sweep_stalled_requests() == {"pending": 0, "running": 0}
+        assert queued == [str(request.pk)]
+    finally:
+        from escalation import tasks
+
+        fulfillment.set_dispatcher(tasks.queue_catalog_request)
