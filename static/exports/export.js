@@ -34,6 +34,7 @@
   let socketOpen = false;
   let reconnectDelay = 1000;
   let pollTimer = null;
+  let pollAt = 0;
   let notBefore = 0; // no status request before this time (ms): the limit and Retry-After
   let resultsShownFor = null;
   let busy = false;
@@ -325,10 +326,13 @@
       pollTimer = null;
       return;
     }
-    if (pollTimer) return;
     const exporting = !state || state.status === "exporting" || busy;
-    const wait = Math.max(after === undefined ? (exporting ? POLL_MS : IDLE_POLL_MS) : after,
-      notBefore - Date.now(), 0);
+    const wanted = after === undefined ? (exporting ? POLL_MS : IDLE_POLL_MS) : after;
+    const wait = Math.max(wanted, notBefore - Date.now(), 0);
+    // An earlier poll already planned stays; a sooner one (an export just started) replaces it.
+    if (pollTimer && pollAt <= Date.now() + wait) return;
+    clearTimeout(pollTimer);
+    pollAt = Date.now() + wait;
     pollTimer = setTimeout(poll, wait);
   }
 
