@@ -34,10 +34,9 @@ class DemoWebhookSecrets:
 
 class DemoCatalog:
     """The service catalog's side of ``make run``: when Jira is the bundled fake, the fakes'
-    address goes on the http-request allow-list (the demo bundles call it), and the seed's
-    escalation ticket (project ORCHESTRATION, an Incident: neither exists in the fake, nor passes
-    the portal's Jira checks) is filed in the fake's OPS project as a Bug. Whatever the user set
-    is kept."""
+    address goes on the http-request allow-list (the demo bundles call it). The seed's escalation
+    ticket goes to the fake's ORCHESTRATION service project as an Incident, as configured.
+    Whatever the user set is kept."""
 
     def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
@@ -46,11 +45,7 @@ class DemoCatalog:
         base = urlsplit(env.get("JIRA_BASE_URL", ""))
         if base.hostname not in ("127.0.0.1", "localhost") or base.path.rstrip("/") != "/jira":
             return {}
-        wanted = {
-            "CATALOG_HTTP_ALLOWED_HOSTS": base.netloc,
-            "CATALOG_ESCALATION_JIRA_PROJECT": "OPS",
-            "CATALOG_ESCALATION_JIRA_ISSUE_TYPE": "Bug",
-        }
+        wanted = {"CATALOG_HTTP_ALLOWED_HOSTS": base.netloc}
         added = {name: value for name, value in wanted.items() if not env.get(name)}
         if added:
             print(

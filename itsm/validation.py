@@ -74,10 +74,15 @@ class _Schema:
 
 # --- the schemas ----------------------------------------------------------------------------
 
-JIRA_ISSUE_TYPES = ("Task", "Bug", "Story", "Epic", "Sub-task")
+# Jira Software's standard types and Jira Service Management's (seed 000 files "Incident"s).
+JIRA_ISSUE_TYPES = (
+    "Task", "Bug", "Story", "Epic", "Sub-task", "Incident", "Service Request", "Change", "Problem",
+)  # fmt: skip
 JIRA_PRIORITIES = (*PRIORITY_NAMES, *PRIORITY_NAMES.values())
-JIRA_PROJECT_KEY = r"^[A-Z][A-Z0-9_]{1,9}$"
-JIRA_ISSUE_KEY = r"^[A-Z][A-Z0-9_]{1,9}-[1-9][0-9]*$"
+# Jira Cloud's keys have at most 10 characters by default; Data Center admins raise the limit up
+# to 255 (seed 000's ORCHESTRATION has 13), so the length is left to Jira to judge.
+JIRA_PROJECT_KEY = r"^[A-Z][A-Z0-9_]{1,254}$"
+JIRA_ISSUE_KEY = r"^[A-Z][A-Z0-9_]{1,254}-[1-9][0-9]*$"
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 _JIRA_COMMON = [
@@ -85,7 +90,7 @@ _JIRA_COMMON = [
         "project",
         required=True,
         pattern=JIRA_PROJECT_KEY,
-        pattern_hint="a project key: 2 to 10 capitals, digits or underscores, like OPS",
+        pattern_hint="a project key: a capital, then capitals, digits or underscores, like OPS",
     ),
     FieldRule("summary", required=True, max_length=255, single_line=True),
     FieldRule("description", max_length=32_767),

@@ -55,6 +55,9 @@ ISSUE_KEY = re.compile(r"^([A-Z][A-Z0-9_]*)-([1-9][0-9]*)$")
 PROJECTS = (
     {"id": "10000", "key": "OPS", "name": "Operations"},
     {"id": "10001", "key": "DEMO", "name": "Demo"},
+    # A Jira Service Management project, as seed 000's bundle escalations expect: a key longer
+    # than Jira Cloud's default of 10 (Data Center allows up to 255) and ITSM issue types.
+    {"id": "10002", "key": "ORCHESTRATION", "name": "Orchestration"},
 )
 ISSUE_TYPES = (
     {"id": "10001", "name": "Task", "subtask": False, "hierarchyLevel": 0},
@@ -62,7 +65,23 @@ ISSUE_TYPES = (
     {"id": "10003", "name": "Story", "subtask": False, "hierarchyLevel": 0},
     {"id": "10004", "name": "Epic", "subtask": False, "hierarchyLevel": 1},
     {"id": "10005", "name": "Sub-task", "subtask": True, "hierarchyLevel": -1},
+    {"id": "10006", "name": "Incident", "subtask": False, "hierarchyLevel": 0},
+    {"id": "10007", "name": "Service Request", "subtask": False, "hierarchyLevel": 0},
 )
+# Each project's issue types (Jira's issue type schemes): software projects have no Incident.
+SOFTWARE_TYPES = ("10001", "10002", "10003", "10004", "10005")
+PROJECT_ISSUE_TYPES = {
+    "OPS": SOFTWARE_TYPES,
+    "DEMO": SOFTWARE_TYPES,
+    "ORCHESTRATION": ("10001", "10006", "10007", "10005"),
+}
+
+
+def issue_types_of(project: dict[str, str]) -> list[dict[str, Any]]:
+    allowed = PROJECT_ISSUE_TYPES[project["key"]]
+    return [kind for kind in ISSUE_TYPES if kind["id"] in allowed]
+
+
 PRIORITIES = (
     {"id": "1", "name": "Highest", "statusColor": "#d04437"},
     {"id": "2", "name": "High", "statusColor": "#f15C75"},
@@ -527,6 +546,12 @@ class JiraFake(Platform):
         parent = self._check_parent(fields, issuetype, errors)
         sprint = self._check_sprint(fields, errors)
         duedate = self._check_duedate(fields.get("duedate"), errors)
+        if (
+            project is not None
+            and issuetype is not None
+            and issuetype not in issue_types_of(project)
+        ):
+            errors["issuetype"] = "The issue type selected is invalid."
         if errors or project is None or issuetype is None or summary is None:
             return CreateOutcome(errors=errors)
 
@@ -1227,7 +1252,7 @@ class JiraFake(Platform):
         return project
 
     def createmeta_types(self, request: Request) -> Response:
-        self._createmeta_project(request)
+        project = self._createmeta_project(request)
         start, size = _page_args(request, default=50, cap=200)
         types = [
             {
@@ -1238,13 +1263,16 @@ class JiraFake(Platform):
                 "hierarchyLevel": kind["hierarchyLevel"],
                 "description": f"A {kind['name'].lower()}.",
             }
-            for kind in ISSUE_TYPES
+            for kind in issue_types_of(project)
         ]
         return _page_response("issueTypes", types, start, size)
 
     def createmeta_fields(self, request: Request) -> Response:
         project = self._createmeta_project(request)
-        kind = next((kind for kind in ISSUE_TYPES if kind["id"] == request.params["type_id"]), None)
+        kind = next(
+            (kind for kind in issue_types_of(project) if kind["id"] == request.params["type_id"]),
+            None,
+        )
         if kind is None:
             raise fail(404, f"Issue type with id '{request.params['type_id']}' does not exist.")
         start, size = _page_args(request, default=50, cap=200)
@@ -1306,8 +1334,10 @@ class JiraFake(Platform):
             {
                 "self": f"{request.origin}/jira/rest/api/3/project/{project['id']}",
                 **project,
-                "projectTypeKey": "software",
-                "issueTypes": list(ISSUE_TYPES),
+                "projectTypeKey": "service_desk"
+                if project["key"] == "ORCHESTRATION"
+                else "software",
+                "issueTypes": issue_types_of(project),
             },
         )
 

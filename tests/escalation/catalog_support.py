@@ -53,9 +53,10 @@ def make_bundle(
 
 @pytest.fixture
 def catalog_settings(settings, itsm_endpoints, fast_itsm_config):
-    """The fakes as every platform, the escalation ticket mapped to a project the fake has."""
-    settings.CATALOG_ESCALATION_JIRA_PROJECT = "OPS"
-    settings.CATALOG_ESCALATION_JIRA_ISSUE_TYPE = "Bug"
+    """The fakes as every platform; the escalation ticket goes where the seed says (the fake
+    Jira's ORCHESTRATION service project, an Incident)."""
+    settings.CATALOG_ESCALATION_JIRA_PROJECT = ""
+    settings.CATALOG_ESCALATION_JIRA_ISSUE_TYPE = ""
     settings.CATALOG_HTTP_ALLOWED_HOSTS = []
     settings.CATALOG_HTTP_ALLOWED_NETWORKS = []
     return settings

@@ -25,8 +25,8 @@ def demo(settings, itsm_endpoints, fakes, tmp_path):
     added = DemoCatalog(tmp_path).start({"JIRA_BASE_URL": itsm_endpoints["JIRA_BASE_URL"]})
     settings.CATALOG_HTTP_ALLOWED_HOSTS = added["CATALOG_HTTP_ALLOWED_HOSTS"].split(",")
     settings.CATALOG_HTTP_ALLOWED_NETWORKS = []
-    settings.CATALOG_ESCALATION_JIRA_PROJECT = added["CATALOG_ESCALATION_JIRA_PROJECT"]
-    settings.CATALOG_ESCALATION_JIRA_ISSUE_TYPE = added["CATALOG_ESCALATION_JIRA_ISSUE_TYPE"]
+    settings.CATALOG_ESCALATION_JIRA_PROJECT = ""  # the seed's ORCHESTRATION / Incident
+    settings.CATALOG_ESCALATION_JIRA_ISSUE_TYPE = ""
     load_demo_catalog()
     return added
 
@@ -89,7 +89,9 @@ def test_demo_onboarding_fails_at_its_third_component_and_files_one_ticket(demo,
     assert len(escalation_issues) == 1
     ticket = escalation_issues[0]
     assert request.escalation_ticket_id == ticket["key"]
-    assert ticket["key"].startswith("OPS-")
+    assert ticket["key"].startswith("ORCHESTRATION-")
+    assert ticket["fields"]["issuetype"] == "Incident"
+    assert ticket["fields"]["priority"] == "High"
     assert ticket["fields"]["summary"] == (
         f"Bundle Orchestration Failure - demo-onboarding ({request.pk})"
     )

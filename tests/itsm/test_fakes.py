@@ -1105,3 +1105,16 @@ def test_ensure_adf_schema_explains_when_it_cannot_fetch(tmp_path, monkeypatch):
     monkeypatch.setenv("ADF_SCHEMA_TARBALL_URL", "https://127.0.0.1:9/unreachable.tgz")
     with pytest.raises(AdfSchemaUnavailable, match="--no-adf-schema"):
         ensure_adf_schema(tmp_path)
+
+
+def test_jira_issue_types_follow_the_projects_scheme(jira):
+    """The ORCHESTRATION service project (seed 000) takes Incidents; software projects do not."""
+    created = create_issue(jira, project={"key": "ORCHESTRATION"}, issuetype={"name": "Incident"})
+    assert created["key"] == "ORCHESTRATION-1"
+    refused = jira.post(ISSUE, json=issue_fields(issuetype={"name": "Incident"}))
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"issuetype": "The issue type selected is invalid."}
+    types = jira.get("/rest/api/3/issue/createmeta/ORCHESTRATION/issuetypes").json()
+    assert "Incident" in [kind["name"] for kind in types["issueTypes"]]
+    types = jira.get("/rest/api/3/issue/createmeta/OPS/issuetypes").json()
+    assert "Incident" not in [kind["name"] for kind in types["issueTypes"]]

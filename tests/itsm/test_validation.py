@@ -92,7 +92,7 @@ def test_a_summary_of_exactly_255_characters_is_allowed():
 
 
 def test_a_value_outside_the_enum_is_reported_as_enum():
-    errors = validate("jira", {**JIRA_TASK, "issue_type": "Incident"})
+    errors = validate("jira", {**JIRA_TASK, "issue_type": "Initiative"})
     assert codes(errors) == [("issue_type", "enum")]
     assert "Task, Bug, Story, Epic, Sub-task" in errors[0].message
 
@@ -173,7 +173,7 @@ def test_a_platform_without_a_schema_is_a_programming_error():
 
 
 def test_every_error_is_collected_in_one_pass():
-    fields = {"project": "ops", "summary": "a\nb", "issue_type": "Incident", "priority": "P1"}
+    fields = {"project": "ops", "summary": "a\nb", "issue_type": "Initiative", "priority": "P1"}
     assert codes(validate("jira", fields)) == [
         ("project", "pattern"),
         ("summary", "single_line"),
