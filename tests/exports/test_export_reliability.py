@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,8 +128,8 @@ def kill_worker_after_jira_answers(jira, session, task_id: str, title: str) -> s
     """Runs the export's task in a worker process and SIGKILLs it once Jira has created
     ``title`` and before the portal stored its key; returns the key Jira gave."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.exports.export_worker_process", str(session.pk), task_id,
-         title],
+        [sys.executable, "-m", "tests.exports.export_worker_process", "task", str(session.pk),
+         task_id, title],
         cwd=REPO_ROOT, env=worker_env(jira, django_settings.ITSM_CONFIG_PATH),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -183,6 +186,102 @@ def test_a_killed_workers_redelivered_task_resumes_without_duplicates(jira, disp
     # Celery hands the unacknowledged message (acks_late) to the next worker: same task id.
     assert engine.run_export(session.pk, task_id, redelivered=True) == "completed"
 
+    assert_exactly_once(jira, session)
+
+
+class LineReader:
+    """A process's stdout lines, read by a thread, waited for with a bound (never a sleep)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self.drain, args=(process.stdout,), daemon=True).start()
+
+    def drain(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line.startswith(prefix):
+                return line
+
+
+def start_celery_worker(jira, queue_name: str, stop_after: str, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.exports.export_worker_process", "worker", queue_name,
+         stop_after],
+        cwd=REPO_ROOT,
+        env={**worker_env(jira, django_settings.ITSM_CONFIG_PATH),
+             "REDIS_URL": django_settings.REDIS_URL, "CELERY_BROKER_URL": django_settings.REDIS_URL},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+    )  # fmt: skip
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    for stream in (process.stdin, process.stdout):
+        if stream:
+            stream.close()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_sigkilled_celery_worker_then_a_restarted_one_leave_one_issue_per_ticket(jira, tmp_path):
+    """A real Celery worker on the Redis broker, killed between Jira's answer and our commit;
+    the reaper fails the export; the retry is consumed by a restarted worker."""
+    from celery import current_app
+
+    queue_name = f"exports-kill-{uuid.uuid4().hex[:8]}"
+    lifecycle.set_dispatcher(
+        lambda session_id, task_id: current_app.send_task(
+            "exports.run_export", args=[session_id, task_id], task_id=task_id, queue=queue_name
+        )
+    )
+    session = make_session(4, depends={4: [3]})
+    with open(tmp_path / "worker.log", "w") as log:
+        first = start_celery_worker(jira, queue_name, "Ticket 2", log)
+        try:
+            reader = LineReader(first)
+            reader.wait_for("ready")
+            start(session)  # queued after commit to the worker
+            reader.wait_for("jira-answered")
+            first.send_signal(signal.SIGKILL)
+            assert first.wait(30) == -signal.SIGKILL
+        finally:
+            stop(first, signal.SIGKILL)
+            lifecycle.set_dispatcher(None)
+    session.refresh_from_db()
+    assert session.status == Status.EXPORTING
+    assert len(jira.state("jira")["issues"]) == 2  # Jira has #2; the portal never stored it
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert lifecycle.reap_stuck_exports() == [str(session.pk)]
+
+    lifecycle.set_dispatcher(
+        lambda session_id, task_id: current_app.send_task(
+            "exports.run_export", args=[session_id, task_id], task_id=task_id, queue=queue_name
+        )
+    )
+    with open(tmp_path / "worker2.log", "w") as log:
+        second = start_celery_worker(jira, queue_name, "", log)
+        try:
+            reader = LineReader(second)
+            reader.wait_for("ready")
+            retry = lifecycle.retry_export(session.pk)
+            reader.wait_for(f"done {retry.session.export_task_id}")
+        finally:
+            lifecycle.set_dispatcher(None)
+            stop(second)
+
+    session.refresh_from_db()
+    assert session.status == Status.COMPLETED, (tmp_path / "worker2.log").read_text()
     assert_exactly_once(jira, session)
 
 
