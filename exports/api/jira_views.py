@@ -135,7 +135,7 @@ class ExportStatusView(APIView):
                     shapes.ExportCompletedResponseSerializer,
                     shapes.ExportFailedResponseSerializer,
                 ],
-                resource_type_field_name="status",
+                resource_type_field_name=None,  # the shapes differ by their fields
             ),
             404: OpenApiResponse(description="No such session"),
             429: OpenApiResponse(description="Polled faster than once per 2 s (Retry-After)"),
