@@ -87,10 +87,6 @@ class ExportSession(models.Model):
         """The seed's API vocabulary: ``exporting``, ``completed``, ``failed`` (or ``draft``)."""
         return "failed" if self.status == self.Status.EXPORT_FAILED else self.status
 
-    @property
-    def retries_left(self) -> int:
-        return max(0, self.MAX_RETRIES - self.export_retry_count)
-
 
 class ExportTicket(models.Model):
     """One ticket of a session, and what became of it in Jira."""

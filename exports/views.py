@@ -19,12 +19,11 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views import View
 from django.views.generic import DetailView, FormView, TemplateView
 
-from exports.api.sessions import sessions_with_counts
 from exports.errors import ExportError
 from exports.filters import SessionFilterSet
 from exports.forms import AttachmentForm, NewSessionForm, TicketHtmlForm
 from exports.models import ExportSession, ExportTicket
-from exports.services import adf_checks, progress, sessions
+from exports.services import adf_checks, lifecycle, progress, sessions
 from portal.pages import Column, FilteredListView
 from portal.roles import OPERATORS, QA, OperatorRequiredMixin, RoleRequiredMixin, user_has_role
 from portal.text import check_text
@@ -65,7 +64,7 @@ class SessionListView(SessionReaderMixin, FilteredListView):
     )
 
     def get_queryset(self):
-        self.queryset = sessions_with_counts()
+        self.queryset = sessions.sessions_with_counts()
         return super().get_queryset()
 
     def get_context_data(self, **kwargs):
@@ -81,7 +80,7 @@ class SessionDetailView(SessionReaderMixin, DetailView):
     context_object_name = "session"
 
     def get_queryset(self):
-        return sessions_with_counts()
+        return sessions.sessions_with_counts()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -94,6 +93,8 @@ class SessionDetailView(SessionReaderMixin, DetailView):
             tickets=tickets,
             manual_fixes=session.manual_fixes.select_related("ticket"),
             can_edit=user_has_role(self.request.user, OPERATORS),
+            # Retries are counted from the retry events; export_retry_count counts failures.
+            retries_used=lifecycle.retries_used(session),
         )
         return context
 
@@ -109,7 +110,7 @@ class ExportPageView(SessionReaderMixin, DetailView):
     context_object_name = "session"
 
     def get_queryset(self):
-        return sessions_with_counts()
+        return sessions.sessions_with_counts()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -7,7 +7,7 @@ operators and QA read them. Thin adapters (DESIGN.md): validate in, call
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -35,21 +35,11 @@ UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-def sessions_with_counts() -> QuerySet[ExportSession]:
-    return ExportSession.objects.select_related("created_by").annotate(
-        ticket_count=Count("tickets", distinct=True),
-        exported_count=Count(
-            "tickets",
-            filter=Q(tickets__jira_export_status=ExportTicket.ExportStatus.EXPORTED),
-            distinct=True,
-        ),
-    )
-
-
 def session_with_tickets(pk) -> ExportSession:
     tickets = ExportTicket.objects.prefetch_related("depends_on").order_by("order")
     return get_object_or_404(
-        sessions_with_counts().prefetch_related(Prefetch("tickets", queryset=tickets)), pk=pk
+        sessions.sessions_with_counts().prefetch_related(Prefetch("tickets", queryset=tickets)),
+        pk=pk,
     )
 
 
@@ -67,7 +57,7 @@ class SessionViewSet(
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        return sessions_with_counts().order_by("-created_at", "-pk")
+        return sessions.sessions_with_counts().order_by("-created_at", "-pk")
 
     def get_serializer_class(self):
         return SessionDetailSerializer if self.action == "retrieve" else SessionSummarySerializer

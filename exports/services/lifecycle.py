@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -29,6 +27,7 @@ from django.utils import timezone
 
 from exports.errors import ExportRunning, RetriesExhausted, SessionNotExportable
 from exports.models import ExportEvent, ExportSession, ExportTicket, TicketDependency
+from portal import live
 
 logger = logging.getLogger("exports.lifecycle")
 
@@ -77,13 +76,7 @@ def record(
 
 def publish(session_id: Any) -> None:
     """A hint to the session's open sockets: "read the state again"."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group_name(session_id), {"type": "export.changed"})
-    except Exception:  # a push is a hint: the page polls the status endpoint too
-        logger.warning("exports: live update not sent", exc_info=True)
+    live.publish(group_name(session_id), {"type": "export.changed"})
 
 
 # --- settings, read per call ---------------------------------------------------------------------

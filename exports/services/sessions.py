@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from exports.errors import AttachmentTooLarge, InvalidTickets, SessionLocked
@@ -377,3 +378,15 @@ def attach_file(ticket: ExportTicket, upload: UploadedFile, actor: Any = None) -
         data={"filename": name, "size": upload.size},
     )
     return ticket
+
+
+def sessions_with_counts() -> QuerySet[ExportSession]:
+    """Sessions with their ticket and exported counts (the list page and the API)."""
+    return ExportSession.objects.select_related("created_by").annotate(
+        ticket_count=Count("tickets", distinct=True),
+        exported_count=Count(
+            "tickets",
+            filter=Q(tickets__jira_export_status=ExportTicket.ExportStatus.EXPORTED),
+            distinct=True,
+        ),
+    )

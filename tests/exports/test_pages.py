@@ -338,3 +338,13 @@ def test_invalid_text_in_a_urlencoded_form_is_refused_at_the_edge(operator_page)
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
     assert not ExportSession.objects.exists()
+
+
+def test_the_session_page_counts_retries_not_failures(operator_page):
+    """export_retry_count counts failures (the seed's SQL); retries are the retry events."""
+    session = ExportSessionFactory(status="export_failed", export_retry_count=2)
+    session.events.create(kind="export_retried", message="retry 1")
+
+    html = operator_page.get(reverse("exports:session-detail", args=[session.pk])).content.decode()
+
+    assert "1 of 3" in html
