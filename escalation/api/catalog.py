@@ -96,7 +96,10 @@ class CatalogRequestViewSet(
         )
         return Response(RequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Escalated requests, most recent escalation first (operators)")
+    @extend_schema(
+        summary="Escalated requests, most recent escalation first (operators)",
+        responses=RequestSerializer(many=True),  # a page of requests, as the list answers
+    )
     @action(detail=False, methods=["get"], permission_classes=[IsOperator])
     def escalated(self, request):
         requests = self.filter_queryset(self.get_queryset()).filter(status=Request.Status.ESCALATED)
