@@ -579,7 +579,11 @@ def test_changelists_answer_in_a_bounded_number_of_queries(
 # --- roles (migration 0004) ----------------------------------------------------------------------
 
 GRANTS = importlib.import_module("escalation.migrations.0004_role_permissions")
+CATALOG_GRANTS = importlib.import_module("escalation.migrations.0013_catalog_permissions")
+LATER_GRANTS = importlib.import_module("escalation.migrations.0015_role_permissions_recovery_jobs")
 OVERRIDE_GRANTS = importlib.import_module("escalation.migrations.0007_override_permissions")
+# What each role reads in the admin's index (migrations 0004, 0007, 0013 and 0015).
+LATER_MODELS = {"recoveryattempt", "backgroundjob", "catalogbundle", "request"}
 OPERATOR_MODELS = {
     "failureevent",
     "escalation",
@@ -587,19 +591,31 @@ OPERATOR_MODELS = {
     "notification",
     "escalationevent",
     "overriderequest",
+    *LATER_MODELS,
 }
-ALL_MODELS = set(CHANGELISTS)
+ALL_MODELS = set(CHANGELISTS) | LATER_MODELS
+# Read-only rows shown inside other admins (inlines, history), read by both roles too.
+INLINE_ONLY = {"jobevent", "catalogcomponent", "requestfulfillment", "componentexecution"}
+CATALOG_EDITS = {
+    "add_catalogbundle",
+    "change_catalogbundle",
+    "add_catalogcomponent",
+    "change_catalogcomponent",
+    "delete_catalogcomponent",
+}
 
 
 @pytest.fixture
 def role_permissions(db):
-    """The grants of migrations 0004 and 0007 (idempotent), also after a ``transactional_db`` test
-    flushed them."""
+    """The grants of migrations 0004, 0007, 0013 and 0015 (idempotent), also after a
+    ``transactional_db`` test flushed them."""
     state = MigrationExecutor(connection).loader.project_state(
-        ("escalation", "0007_override_permissions")
+        ("escalation", "0015_role_permissions_recovery_jobs")
     )
     GRANTS.grant(state.apps, None)
     OVERRIDE_GRANTS.grant(state.apps, None)
+    CATALOG_GRANTS.grant(state.apps, None)
+    LATER_GRANTS.grant(state.apps, None)
 
 
 def escalation_codenames(role: str) -> set[str]:
@@ -629,13 +645,17 @@ def staff_client(role: str) -> Client:
 def test_operators_view_failures_escalations_slas_notifications_and_the_timeline(
     role_permissions,
 ):
-    assert escalation_codenames("operators") == {f"view_{model}" for model in OPERATOR_MODELS}
+    assert escalation_codenames("operators") == {
+        f"view_{model}" for model in OPERATOR_MODELS | INLINE_ONLY
+    }
 
 
 def test_qa_views_everything_edits_classification_and_routing_and_may_run_the_actions(
     role_permissions,
 ):
-    assert escalation_codenames("qa") == {f"view_{model}" for model in ALL_MODELS} | {
+    assert escalation_codenames("qa") == {
+        f"view_{model}" for model in ALL_MODELS | INLINE_ONLY
+    } | CATALOG_EDITS | {
         "add_classificationrule",
         "change_classificationrule",
         "add_team",
