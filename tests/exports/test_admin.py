@@ -204,3 +204,31 @@ def test_an_exporting_session_cannot_be_deleted(admin_client):
 
     assert admin_client.get(f"{SESSIONS}{session.pk}/delete/").status_code == 403
     assert ExportSession.objects.filter(pk=session.pk).exists()
+
+
+def role_admin(role: str):
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    browser = Client()
+    browser.force_login(UserFactory(username=f"{role}-staff", roles=[role], is_staff=True))
+    return browser
+
+
+def test_operators_add_sessions_and_run_exports_in_the_admin_qa_only_reads():
+    """Migration 0003: the admin answers each role as the pages and the API do."""
+    session = ExportSessionFactory()
+    ExportTicketFactory(session=session, order=1)
+    operator, qa = role_admin("operators"), role_admin("qa")
+
+    assert operator.get(f"{SESSIONS}add/").status_code == 200
+    assert "start_export" in operator.get(SESSIONS).content.decode()
+    assert operator.get(f"{SESSIONS}{session.pk}/delete/").status_code == 403
+
+    assert qa.get(SESSIONS).status_code == 200
+    assert qa.get(f"{SESSIONS}{session.pk}/change/").status_code == 200
+    assert qa.get(f"{SESSIONS}add/").status_code == 403
+    assert "start_export" not in qa.get(SESSIONS).content.decode()
+    for table in ("manualfix", "orphanedissue", "exportevent", "exportticket"):
+        assert qa.get(f"/admin/exports/{table}/").status_code == 200, table
