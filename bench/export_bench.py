@@ -20,12 +20,14 @@ sequential (goal: at least 10x). After each round the fake's state is checked: e
 ticket exists exactly once (by its idempotency label), none missing (exit status 1 otherwise).
 
     .venv/bin/python bench/export_bench.py [--tickets 500] [--rounds 3] [--profile FILE]
-        [--database-url postgres://...] [--redis-url redis://...]
+        [--database-url postgres://...] [--redis-url redis://...] [--jira-latency-ms 0]
 
 Without ``--database-url`` the portal's embedded profile is used (SQLite in WAL mode, in a
 temporary directory); without ``--redis-url`` (or ``REDIS_URL``) the in-memory channel layer.
-``--profile FILE`` records one more sequential export with cProfile into FILE and prints where
-its time goes.
+``--jira-latency-ms`` makes the fake Jira answer every request that much later (both sides
+alike), as a real Jira over a network does: loopback answers in well under a millisecond, which
+leaves only the portal's own work per ticket to compare. ``--profile FILE`` records one more
+sequential export with cProfile into FILE and prints where its time goes.
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument(
+        "--jira-latency-ms",
+        type=float,
+        default=0.0,
+        help="latency the fake Jira adds to every request (a fault rule), as a real Jira has",
+    )
     parser.add_argument("--profile", type=Path, help="cProfile one more sequential export")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     return parser.parse_args()
@@ -218,6 +226,14 @@ def check_exactly_once(fakes_url: str, sessions: list) -> tuple[int, int, int]:
     return found, duplicates, missing
 
 
+def reset_fake(fakes_url: str, latency_ms: float) -> None:
+    """Empties the fake; with ``latency_ms`` every Jira request waits that long (both sides)."""
+    httpx.post(f"{fakes_url}/_fake/reset", timeout=30).raise_for_status()
+    if latency_ms:
+        rule = {"platform": "jira", "latency_ms": latency_ms}
+        httpx.post(f"{fakes_url}/_fake/faults", json=rule, timeout=10).raise_for_status()
+
+
 def profile(args: argparse.Namespace, target: Path) -> None:
     from exports.models import ExportSession
 
@@ -255,7 +271,7 @@ def main() -> int:
         # the fake's cost, and whichever side came first in a round would pay it alone).
         export(new_session(20, "warm", ExportSession.Mode.SEQUENTIAL))
         run_bare(http, bare_bodies(n, "warm"))
-        httpx.post(f"{fakes_url}/_fake/reset", timeout=30)
+        reset_fake(fakes_url, args.jira_latency_ms)
 
         totals = {"sequential": 0.0, "bare": 0.0, "bulk": 0.0}
         ok = True
@@ -280,14 +296,15 @@ def main() -> int:
                 + ", ".join(f"{kind} {n / took[kind]:7.1f}/s" for kind in kinds)
                 + f"; in the fake: {found} of {2 * n}, duplicates {duplicates}, missing {missing}"
             )
-            httpx.post(f"{fakes_url}/_fake/reset", timeout=30)
+            reset_fake(fakes_url, args.jira_latency_ms)
 
         done = n * args.rounds
         rates = {kind: done / seconds for kind, seconds in totals.items()}
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
         print(f"\ntickets per export: {n} x {args.rounds} rounds; database {database}, "
-              f"channel layer {layer}, delay {settings.EXPORT_TICKET_DELAY_SECONDS} s")  # fmt: skip
+              f"channel layer {layer}, delay {settings.EXPORT_TICKET_DELAY_SECONDS} s, "
+              f"Jira latency {args.jira_latency_ms:g} ms")  # fmt: skip
         print(f"bare httpx loop:          {rates['bare']:8.1f} tickets/s")
         print(f"engine, sequential:       {rates['sequential']:8.1f} tickets/s")
         print(f"engine, bulk (50 a call): {rates['bulk']:8.1f} tickets/s")
