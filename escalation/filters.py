@@ -7,7 +7,7 @@ import django_filters
 from django import forms
 
 from escalation.models import Escalation, FailureEvent, FailureType, Request, Team
-from portal.pages import SearchFilterSet
+from portal.pages import IdFilter, SearchFilterSet
 
 
 def team_choices():
@@ -38,7 +38,7 @@ class FailureFilterSet(SearchFilterSet):
         label="Since",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    escalation = django_filters.NumberFilter(label="Escalation id")
+    escalation = IdFilter(label="Escalation id")
 
     class Meta:
         model = FailureEvent

@@ -30,6 +30,22 @@ ORDERING_PARAM = "ordering"
 SEARCH_PARAM = "q"
 
 
+# The largest value of a 64-bit integer column (PostgreSQL's bigint, SQLite's INTEGER).
+MAX_ROW_ID = 2**63 - 1
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A row's id: a whole number a database column can hold. Anything else (a fraction, a number
+    larger than a bigint) is the filter's error, never an overflow in the database."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ROW_ID)
+        super().__init__(*args, **kwargs)
+
+
 class SearchFilterSet(django_filters.FilterSet):
     """A FilterSet with ``q``: a case-insensitive "contains" over every field in ``search_fields``
     (any of them matching). The API and the page both get it, since both use the FilterSet."""

@@ -36,6 +36,7 @@ from escalation.filters import EscalationFilterSet, FailureFilterSet
 from escalation.models import Escalation, FailureEvent, OverrideRequest
 from escalation.services import ingest, overrides, routing, sla
 from portal.api.permissions import IsOperator, IsQA
+from portal.pages import IdFilter
 from portal.roles import OPERATORS, QA, user_has_role
 
 
@@ -249,7 +250,7 @@ class FlakyTestsView(APIView):
 class OverrideFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=OverrideRequest.Status.choices)
     kind = django_filters.ChoiceFilter(choices=OverrideRequest.Kind.choices)
-    failure = django_filters.NumberFilter()
+    failure = IdFilter()
     repository = django_filters.CharFilter(field_name="failure__repository")
 
     class Meta:
