@@ -14,8 +14,30 @@ def schema_validator() -> SchemaAdfValidator:
 
 
 def assert_valid(doc: Any) -> None:
-    problem = schema_validator().problem(doc)
+    problem = schema_validator().problem(doc) or editor_problem(doc)
     assert problem is None, f"not valid ADF: {problem}"
+
+
+def editor_problem(doc: dict[str, Any]) -> str | None:
+    """Rules of Atlassian's editor (ProseMirror's content expressions) the JSON schema omits."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        kind = node.get("type")
+        content = node.get("content", [])
+        if kind == "listItem" and content[0]["type"] not in (
+            "paragraph",
+            "codeBlock",
+            "mediaSingle",
+        ):
+            return f"a listItem opens with a {content[0]['type']}"
+        if kind == "tableRow" and not content:
+            return "a tableRow without cells"
+        marks = [mark["type"] for mark in node.get("marks", [])]
+        if len(marks) != len(set(marks)):
+            return f"repeated marks {marks}"
+        stack.extend(content)
+    return None
 
 
 def texts(node: dict[str, Any]) -> list[str]:
