@@ -137,7 +137,8 @@ def _code_text(text: str) -> str:
 
 
 def _visible_chars(text: str) -> int:
-    return len(text) - text.count(" ") - text.count("\n") - text.count("\t")
+    """Characters that are not white space (no-break spaces included: they show no text)."""
+    return sum(len(word) for word in text.split())
 
 
 def _text_chars(doc: dict[str, Any]) -> int:
@@ -506,7 +507,7 @@ class _Converter:
         text = _inline_text(raw)
         if text:
             runs.append((text, style))
-            self.text_chars_in += len(text) - text.count(" ")
+            self.text_chars_in += _visible_chars(text)
 
     def inline(
         self,
@@ -556,6 +557,8 @@ class _Converter:
                 container.add({"type": "blockquote", "content": content})
             else:
                 container.flush()
+        elif tag == "table" and node.attributes.get("role") in ("presentation", "none"):
+            self.generic(node, style, container, depth)  # a layout table (e-mails): no table
         elif tag == "table" and "table" in allowed:
             self.table(node, style, container, depth)
         elif tag in _PREFORMATTED:
