@@ -23,6 +23,8 @@ class Command(BaseCommand):
     help = "Converts HTML (a file, or - for stdin) to an ADF document and prints it as JSON."
     # call_command(..., stdin=stream) reads from that stream instead of sys.stdin (tests).
     stealth_options = ("stdin",)
+    # Pure conversion: no database, no settings beyond Django's own; it runs anywhere.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", metavar="FILE", help="the HTML file; - for stdin")
