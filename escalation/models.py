@@ -360,16 +360,9 @@ class Notification(models.Model):
         return f"{self.channel} {self.kind} for escalation {self.escalation_id}"
 
 
-class EscalationEvent(models.Model):
-    """The timeline and audit trail: every change to an escalation goes through one entry point
-    (``services.audit.record``) that writes one of these."""
+class TimelineEntry(models.Model):
+    """A row of a timeline: what happened (``kind``, ``message``, ``data``), who did it, when."""
 
-    escalation = models.ForeignKey(
-        Escalation, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
-    )
-    failure = models.ForeignKey(
-        FailureEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
-    )
     kind = models.CharField(max_length=40)
     message = models.CharField(max_length=500)
     data = models.JSONField(default=dict, blank=True)
@@ -380,6 +373,19 @@ class EscalationEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+        abstract = True
+
+
+class EscalationEvent(TimelineEntry):
+    """The timeline and audit trail: every change to an escalation goes through one entry point
+    (``services.audit.record``) that writes one of these."""
+
+    escalation = models.ForeignKey(
+        Escalation, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    failure = models.ForeignKey(
+        FailureEvent, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind}: {self.message[:60]}"
@@ -754,20 +760,10 @@ class BackgroundJob(models.Model):
         return f"Job #{self.pk} {self.name}{ticket}: {self.status}"
 
 
-class JobEvent(models.Model):
+class JobEvent(TimelineEntry):
     """A background job's timeline: every change ``services.jobs`` makes writes one."""
 
     job = models.ForeignKey(BackgroundJob, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=40)
-    message = models.CharField(max_length=500)
-    data = models.JSONField(default=dict, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["at", "id"]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} job {self.job_id} {self.kind}: {self.message[:60]}"
