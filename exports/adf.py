@@ -119,9 +119,10 @@ _SPACES = re.compile("[ \t\n\r\f]+")
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _CODE_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_LANGUAGE_CLASS = re.compile(
-    r"^(?:language|lang|highlight-source|brush:?)-?([A-Za-z0-9_+#.-]{1,40})$"
-)
+# language-x, lang-x (Markdown renderers, editors), highlight-source-x (GitHub), code-x (Jira).
+_LANGUAGE_CLASS = re.compile(r"^(?:language|lang|highlight-source|code)-([A-Za-z0-9_+#.-]{1,40})$")
+# Confluence: data-syntaxhighlighter-params="brush: bash; gutter: false".
+_CONFLUENCE_BRUSH = re.compile(r"(?:^|;)\s*brush:\s*([A-Za-z0-9_+#.-]{1,40})\s*(?:;|$)")
 _LANGUAGE_NAME = re.compile(r"^[A-Za-z0-9_+#.-]{1,40}$")
 
 
@@ -801,9 +802,13 @@ def _code_language(pre: LexborNode) -> str | None:
             if match:
                 return match.group(1).lower()
         if candidate is not None and candidate.tag in ("pre", "code"):
-            language = candidate.attributes.get("data-language") or candidate.attributes.get("lang")
+            attributes = candidate.attributes
+            language = attributes.get("data-language") or attributes.get("lang")
             if language and _LANGUAGE_NAME.match(language):
                 return language.lower()
+            brush = _CONFLUENCE_BRUSH.search(attributes.get("data-syntaxhighlighter-params") or "")
+            if brush:
+                return brush.group(1).lower()
     return None
 
 

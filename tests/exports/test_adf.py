@@ -288,6 +288,25 @@ def test_github_highlight_div_gives_the_language_and_markup_inside_pre_is_text()
     )
 
 
+@pytest.mark.parametrize(
+    ("html", "language"),
+    [
+        ('<pre class="lang-go">x</pre>', "go"),
+        ('<pre class="code-java">x</pre>', "java"),  # Jira's rendered wiki markup
+        ('<pre data-syntaxhighlighter-params="brush: bash; gutter: false">x</pre>', "bash"),
+        ('<pre lang="rust">x</pre>', "rust"),
+        ('<pre data-language="c++">x</pre>', "c++"),
+        ('<pre class="language">x</pre>', None),
+        ('<pre class="language-">x</pre>', None),
+        ('<pre class="language-a&quot;b">x</pre>', None),
+        ('<pre data-syntaxhighlighter-params="gutter: false">x</pre>', None),
+    ],
+)
+def test_code_block_languages(html, language):
+    block = convert(html)["content"][0]
+    assert block.get("attrs", {}).get("language") == language
+
+
 def test_an_empty_pre_is_an_empty_code_block_and_tabs_survive():
     assert convert("<pre></pre><pre>\ta\x01b</pre>") == doc(
         {"type": "codeBlock", "content": []}, {"type": "codeBlock", "content": [t("\tab")]}

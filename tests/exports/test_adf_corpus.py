@@ -137,3 +137,11 @@ def test_the_uploaded_screenshot_is_media_and_deep_lists_stop_at_six_levels():
     markdown = convert_html((CORPUS / "markdown_rendered.html").read_text(encoding="utf-8"))
     assert "lists nested deeper than 6 levels flattened" in markdown.warnings
     assert "Seventh (deeper than Jira allows)" in texts(markdown.doc)
+
+
+@pytest.mark.parametrize(
+    ("stem", "language"), [("confluence_export", "bash"), ("jira_rendered", "java")]
+)
+def test_confluence_and_jira_code_panels_keep_their_language(stem, language):
+    doc = convert_html((CORPUS / f"{stem}.html").read_text(encoding="utf-8")).doc
+    assert nodes_of_type(doc, "codeBlock")[0]["attrs"] == {"language": language}
