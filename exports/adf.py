@@ -36,8 +36,10 @@ __all__ = [
 ]
 
 # Elements nested deeper than this are read as plain text (no more structure): it bounds the
-# recursion of the walk whatever the input, and no real document nests this deep.
-MAX_DOM_DEPTH = 96
+# recursion of the walk whatever the input (about 5 Python frames a level: some 330 frames at
+# most, well inside the 1,000 limit when called from a deep request or task stack), and real
+# documents nest far less.
+MAX_DOM_DEPTH = 64
 # Jira's editor indents lists six levels at most; deeper lists continue in the sixth level.
 MAX_LIST_DEPTH = 6
 MAX_COLSPAN = 1000  # the HTML standard's own limits for colspan and rowspan
