@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 
 import pytest
 
@@ -496,6 +498,23 @@ def test_deeply_nested_html_is_read_as_text_beyond_the_depth_limit():
     assert_valid(result.doc)
     assert "".join(texts(result.doc)) == "deep boldend"
     assert any("nested deeper" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<div>", "<ul><li>", "<table><tr><td><div><blockquote>", "<span><div>", "<b><p><ol><li>"],
+)
+def test_the_walk_needs_a_bounded_stack_whatever_the_nesting(unit):
+    html = unit * 2000 + "x"
+    base = len(inspect.stack(0))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(base + 400)  # the converter alone: at most 400 frames
+    try:
+        result = convert_html(html)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert_valid(result.doc)
+    assert texts(result.doc) == ["x"]
 
 
 def test_block_elements_inside_inline_ones_keep_the_marks():
