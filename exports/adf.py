@@ -309,8 +309,11 @@ def _inline_nodes(runs: list[_Run]) -> list[dict[str, Any]]:
         text = "".join(item[0])
         node: dict[str, Any] = {"type": "text", "text": text}
         marks = _marks(item[1])
-        if marks:
-            node["marks"] = [dict(mark) for mark in marks]
+        if marks:  # fresh dicts: the cached marks must not be shared with the caller
+            node["marks"] = [
+                {**mark, "attrs": dict(mark["attrs"])} if "attrs" in mark else dict(mark)
+                for mark in marks
+            ]
         nodes.append(node)
     return nodes
 
@@ -325,7 +328,6 @@ def _trim_end(merged: list[list[Any] | None]) -> None:
         if parts:
             continue
         merged.pop()
-    return
 
 
 def _has_text(nodes: list[dict[str, Any]]) -> bool:

@@ -180,6 +180,13 @@ def test_other_links_keep_only_their_text(href):
     assert convert(f'<p><a href="{href}">go</a></p>') == doc(p(t("go")))
 
 
+def test_marks_are_not_shared_between_documents():
+    first = html_to_adf('<a href="https://example.com">x</a>')
+    first["content"][0]["content"][0]["marks"][0]["attrs"]["href"] = "https://changed.example"
+    second = html_to_adf('<a href="https://example.com">x</a>')
+    assert second == doc(p(t("x", link("https://example.com"))))
+
+
 def test_spaces_in_an_address_are_encoded():
     assert convert('<a href="https://example.com/a b">x</a>') == doc(
         p(t("x", link("https://example.com/a%20b")))
