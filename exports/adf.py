@@ -745,15 +745,27 @@ class _Converter:
         return "".join(parts)
 
     def flat_text(self, node: LexborNode, style: _Style, runs: list[_Run]) -> None:
-        """Everything below ``node`` as inline text in ``style`` (no recursion, any depth)."""
-        for current in node.traverse(include_text=True):
+        """``node`` and everything below it as inline text in ``style`` (no recursion, any
+        depth); dropped elements stay dropped, blocks are spaces, ``br`` a hard break."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if current is not node and current.next is not None:
+                stack.append(current.next)
             tag = current.tag
             if tag == "-text":
                 self.text(current.text_content or "", style, runs)
             elif tag == "br":
                 runs.append(None)
-            elif tag in _GENERIC_BLOCKS:
-                runs.append(_SPACE_RUN)
+            elif tag is None or tag.startswith("-") or tag.startswith("!"):
+                continue
+            elif tag in _DROPPED:
+                self.warnings[f"<{tag}> dropped"] += 1
+            else:
+                if tag in _GENERIC_BLOCKS:
+                    runs.append(_SPACE_RUN)
+                if current.child is not None:
+                    stack.append(current.child)
 
 
 def _table_rows(table: LexborNode) -> list[LexborNode]:

@@ -524,6 +524,17 @@ def test_the_walk_needs_a_bounded_stack_whatever_the_nesting(unit):
     assert texts(result.doc) == ["x"]
 
 
+def test_beyond_the_depth_limit_scripts_and_styles_stay_dropped():
+    html = (
+        "<div>" * (MAX_DOM_DEPTH + 5)
+        + "<p>a</p><script>evil()</script><style>p{}</style><div>b<i>c</i></div>"
+    )
+    result = convert_html(html)
+    assert_valid(result.doc)
+    assert texts(result.doc) == ["a bc"]
+    assert "<script> dropped" in result.warnings
+
+
 def test_block_elements_inside_inline_ones_keep_the_marks():
     assert convert("<b><p>one</p><p>two</p></b>") == doc(
         p(t("one", "strong")), p(t("two", "strong"))
