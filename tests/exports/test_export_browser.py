@@ -7,6 +7,7 @@ an export by polling the status endpoint when the socket cannot connect."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 
@@ -33,6 +34,14 @@ pytestmark = [
 ]
 
 CREATE = {"platform": "jira", "path_contains": "/rest/api/3/issue", "method": "POST"}
+RECORD_POLLS = """
+window.sentPolls = [];
+const originalFetch = window.fetch;
+window.fetch = function (url, options) {
+  if (String(url).includes("/api/jira/export-status/")) window.sentPolls.push(performance.now());
+  return originalFetch.apply(this, arguments);
+};
+"""
 MOVING = """() => {
   const bar = document.getElementById("export-progress");
   return bar.value > 0 && bar.value < 100;
@@ -183,3 +192,33 @@ def test_without_the_socket_the_page_follows_the_export_by_polling(page, jira):
     expect(page.locator("[data-live-state]")).to_contain_text("polling")
     assert answers.count(200) >= 2  # progress and completion both came from polling
     assert 429 not in answers  # never faster than the endpoint's 1 request per 2 s
+
+
+def test_polling_waits_out_a_429s_retry_after_and_never_polls_faster_than_every_2_s(page, jira):
+    session = demo_session()
+    page.route_web_socket(re.compile(r".*/api/jira/export/progress/.*"), lambda ws: ws.close())
+    # When the page sent each poll, by the browser's clock.
+    page.add_init_script(RECORD_POLLS)
+    answers: list[int] = []
+
+    def status(route) -> None:
+        if len(answers) == 1:  # the first poll after the start: the endpoint says "not so fast"
+            answers.append(429)
+            route.fulfill(status=429, headers={"Retry-After": "3"}, json={"error": {}})
+            return
+        answers.append(200)
+        route.continue_()
+
+    page.route(re.compile(r".*/api/jira/export-status/.*"), status)
+    with page.expect_request(re.compile(r".*/api/jira/export-status/.*")):
+        page.goto(f"/exports/{session.pk}/export/")  # the socket closes: a poll at once
+    expect(page.locator("[data-live-state]")).to_contain_text("polling")
+
+    page.get_by_role("button", name="Start export").click()
+
+    expect(page.locator("#complete-panel")).to_be_visible(timeout=30_000)
+    sent = page.evaluate("window.sentPolls")
+    assert len(sent) == len(answers) >= 3
+    gaps = [(later - earlier) / 1000 for earlier, later in itertools.pairwise(sent)]
+    assert gaps[answers.index(429)] >= 3.0  # Retry-After: 3
+    assert min(gaps) >= 2.0  # the endpoint's 1 request per 2 s
