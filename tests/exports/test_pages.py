@@ -348,3 +348,12 @@ def test_the_session_page_counts_retries_not_failures(operator_page):
     html = operator_page.get(reverse("exports:session-detail", args=[session.pk])).content.decode()
 
     assert "1 of 3" in html
+
+
+def test_the_session_page_leads_to_its_export_page(operator_page):
+    session = ExportSessionFactory()
+
+    html = operator_page.get(reverse("exports:session-detail", args=[session.pk])).content.decode()
+
+    assert f'href="{reverse("exports:session-export", args=[session.pk])}"' in html
+    assert "Export to Jira" in html
