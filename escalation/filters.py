@@ -7,7 +7,7 @@ import django_filters
 from django import forms
 
 from escalation.models import Escalation, FailureEvent, FailureType, Request, Team
-from portal.pages import IdFilter, SearchFilterSet
+from portal.pages import IdFilter, MomentFilter, SearchFilterSet
 
 
 def team_choices():
@@ -32,7 +32,7 @@ class FailureFilterSet(SearchFilterSet):
     team = django_filters.ChoiceFilter(
         field_name="escalation__teams__name", choices=team_choices, empty_label="Any team"
     )
-    since = django_filters.IsoDateTimeFilter(
+    since = MomentFilter(
         field_name="created_at",
         lookup_expr="gte",
         label="Since",
@@ -63,7 +63,7 @@ class EscalationFilterSet(SearchFilterSet):
     team = django_filters.ChoiceFilter(
         field_name="teams__name", choices=team_choices, empty_label="Any team"
     )
-    since = django_filters.IsoDateTimeFilter(
+    since = MomentFilter(
         field_name="last_seen_at",
         lookup_expr="gte",
         label="Seen since",
@@ -87,7 +87,7 @@ class CatalogRequestFilterSet(SearchFilterSet):
     )
     status = django_filters.ChoiceFilter(choices=Request.Status.choices, empty_label="Any status")
     catalog_item = django_filters.CharFilter(field_name="catalog_item_id", label="Catalog item")
-    since = django_filters.IsoDateTimeFilter(
+    since = MomentFilter(
         field_name="created_at",
         lookup_expr="gte",
         label="Since",

@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from exports.models import ExportSession
-from portal.pages import SearchFilterSet
+from portal.pages import MomentFilter, SearchFilterSet
 
 # The API's status vocabulary (the seed's ``failed``), mapped to what the table stores.
 STATUS_CHOICES = [
@@ -34,7 +34,7 @@ class SessionFilterSet(SearchFilterSet):
     project = django_filters.CharFilter(
         field_name="jira_project_key", lookup_expr="iexact", label="Project key"
     )
-    since = django_filters.IsoDateTimeFilter(
+    since = MomentFilter(
         field_name="created_at",
         lookup_expr="gte",
         label="Created since",

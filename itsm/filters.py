@@ -8,7 +8,7 @@ from django import forms
 
 from itsm.config import TICKET_PLATFORMS
 from itsm.models import Platform, Ticket
-from portal.pages import SearchFilterSet
+from portal.pages import MomentFilter, SearchFilterSet
 
 
 class BreachedSelect(forms.NullBooleanSelect):
@@ -35,13 +35,13 @@ class TicketFilterSet(SearchFilterSet):
     )
     status = django_filters.ChoiceFilter(choices=Ticket.Status.choices, empty_label="Any status")
     sla_breached = django_filters.BooleanFilter(label="SLA", widget=BreachedSelect)
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = MomentFilter(
         field_name="created_at",
         lookup_expr="gte",
         label="Created after",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = MomentFilter(
         field_name="created_at",
         lookup_expr="lt",
         label="Created before",

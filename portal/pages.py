@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import django_filters
@@ -44,6 +45,30 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ROW_ID)
         super().__init__(*args, **kwargs)
+
+
+class MomentField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 moment, in UTC once read. Python takes offsets up to ±23:59 and years 1 to
+    9999; PostgreSQL refuses offsets past ±15:59, and a moment near year 1 or 9999 may not exist
+    in UTC: both are the filter's error, never the database's."""
+
+    def to_python(self, value: Any):
+        moment = super().to_python(value)
+        return None if moment is None else self._in_utc(moment)
+
+    def _in_utc(self, moment):
+        if moment.tzinfo is None:
+            return moment  # made aware in the portal's time zone by Django afterwards
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError("This moment is out of range.", code="invalid") from exc
+
+
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    """``IsoDateTimeFilter`` on :class:`MomentField`: "since", "before" and the like."""
+
+    field_class = MomentField
 
 
 class SearchFilterSet(django_filters.FilterSet):

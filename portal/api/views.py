@@ -14,6 +14,7 @@ from portal.api.permissions import IsOperator
 from portal.api.serializers import HeartbeatSerializer, LeaseSerializer, MeSerializer
 from portal.leader import backend_from_settings
 from portal.models import Heartbeat
+from portal.pages import MomentFilter
 
 
 class PortalReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
@@ -79,8 +80,8 @@ class LeaseDetailView(APIView):
 
 class HeartbeatFilter(django_filters.FilterSet):
     worker = django_filters.CharFilter(lookup_expr="icontains")
-    ran_after = django_filters.IsoDateTimeFilter(field_name="ran_at", lookup_expr="gte")
-    ran_before = django_filters.IsoDateTimeFilter(field_name="ran_at", lookup_expr="lt")
+    ran_after = MomentFilter(field_name="ran_at", lookup_expr="gte")
+    ran_before = MomentFilter(field_name="ran_at", lookup_expr="lt")
 
     class Meta:
         model = Heartbeat
