@@ -11,6 +11,7 @@ configuration also registers the literal values it reads (:func:`register_secret
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -189,3 +190,44 @@ def redact(value: Any) -> Any:
 
 def value_is_set(item: Any) -> bool:
     return item not in (None, "", [], {})
+
+
+# --- a cheap test before the copy ----------------------------------------------------------------
+# Joins the strings of a structure for one scan. Not a word character, not whitespace, not ``-``,
+# ``=``, a letter or a digit: at a string's start or end every assertion of the patterns (``\b``,
+# ``(?<![\w-])``, the lookaheads) sees it exactly as it sees the string's own start or end, so a
+# pattern matching inside one string also matches in the joined text. The converse need not hold
+# (a match across two strings only sends the value through :func:`redact`, which decides).
+_JOIN = "\x00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY_NAMES.match(key))
+
+
+def needs_redaction(value: Any) -> bool:
+    """Whether :func:`redact` could change ``value``; False only when it would return an equal
+    copy: no secret-named key holds a value, and no registered secret or credential pattern
+    occurs in any of its strings. One scan over all strings instead of every pattern per string
+    (an ADF document is hundreds of small strings): senders redact only when this says so."""
+    texts: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and _secret_key(key) and value_is_set(child):
+                    return True
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    if not texts:
+        return False
+    text = _JOIN.join(texts)
+    registry = _registry
+    if registry.pattern is not None and any(form in text for form in registry.forms):
+        return True
+    return any(pattern.search(text) for pattern, _ in _PATTERNS)

@@ -71,6 +71,7 @@ EXPORTED = "ticket_exported"
 ATTACHMENT_ATTEMPT = "attachment_attempt"
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"  # itsm's marker label (``portal-idem-<key>``)
 BULK_SIZE = 50
+LINK_BATCH = 25  # links whose bookkeeping is committed together
 
 
 def session_label(session_id: Any) -> str:
@@ -307,6 +308,9 @@ class ExportRun:
         when its time is up (a retry resumes)."""
         if not self.beat(**fields):
             raise Superseded
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:
             order = (
                 ExportTicket.objects.filter(session_id=self.session_id, jira_ticket_key="")
@@ -329,10 +333,7 @@ class ExportRun:
         if self.session.export_mode == ExportSession.Mode.BULK:
             self.export_bulk(tickets, pending)
         else:
-            for index, ticket in enumerate(tickets):
-                created = self.export_ticket(ticket)
-                if created and index < len(tickets) - 1:
-                    self.pacer.pause()
+            self.export_sequential(tickets)
         self.ensure_ours(current_ticket_title="")
         lifecycle.publish(self.session_id)
         self.create_links()
@@ -395,23 +396,69 @@ class ExportRun:
             data.sprints = read(lambda: self.client.sprints(board)) if board else None
         return data
 
-    # --- one ticket --------------------------------------------------------------------------
-    def export_ticket(self, ticket: ExportTicket) -> bool:
-        """Creates the ticket's issue unless it has one, then its attachment. True when an issue
-        was created (or found) now, which the delay follows."""
-        created = False
-        if not ticket.jira_ticket_key:
-            self.ensure_ours(current_ticket_title=ticket.title[:255])
+    # --- one ticket after the other -----------------------------------------------------------
+    def export_sequential(self, tickets: list[ExportTicket]) -> None:
+        """Each ticket's create, then its attachment, then the delay.
+
+        One commit between two creates where nothing comes between them (no attachment, no
+        delay): the key Jira just gave, the heartbeat and the next ticket's attempt marker. The
+        marker is still committed before its create is sent, the key before anything else is
+        sent; otherwise the key is committed on its own (with the heartbeat) the moment Jira
+        answered, and the next marker with the next heartbeat."""
+        answered: tuple[ExportTicket, CreatedTicket] | None = None
+        for index, ticket in enumerate(tickets):
+            if ticket.jira_ticket_key:
+                if ticket.attachment and not ticket.attachment_uploaded:
+                    self.upload_attachment(ticket)
+                continue
+            reconcile_first = self.step(answered, ticket)
+            answered = None
             try:
-                result = self.create_with_fallbacks(ticket)
+                result = self.create_with_fallbacks(ticket, reconcile_first)
             except (ItsmError, InvalidSession, ValueError) as exc:
                 raise self.fail_ticket(ticket, exc) from exc
-            self.store_key(ticket, result)
             self.pacer.observe(result.log, self.rate_limit_hint())
-            created = True
-        if ticket.attachment and not ticket.attachment_uploaded:
-            self.upload_attachment(ticket)
-        return created
+            following = tickets[index + 1] if index + 1 < len(tickets) else None
+            uploads = bool(ticket.attachment) and not ticket.attachment_uploaded
+            if following is None or following.jira_ticket_key or uploads or self.pacer.delay > 0:
+                self.step((ticket, result), None)
+                if uploads:
+                    self.upload_attachment(ticket)
+                if following is not None:
+                    self.pacer.pause()
+            else:
+                answered = (ticket, result)
+
+    def step(
+        self, answered: tuple[ExportTicket, CreatedTicket] | None, upcoming: ExportTicket | None
+    ) -> bool:
+        """One transaction between two creates: the ``answered`` ticket's key, the heartbeat (the
+        upcoming ticket's title for the progress) and the ``upcoming`` ticket's attempt marker.
+        Returns whether the upcoming ticket may have been sent before (look it up first).
+
+        The key is committed whatever became of the export; the marker only while the export is
+        still this task's and within its time (else Superseded or the time-limit stop)."""
+        now = timezone.now()
+        fields = {"current_ticket_title": upcoming.title[:255]} if upcoming is not None else {}
+        in_time = time.monotonic() <= self.deadline
+        marked = before = False
+        with transaction.atomic():
+            if answered is not None:
+                self.write_key(*answered, now=now)
+            ours = self.beat(**fields)
+            if ours and in_time and upcoming is not None:
+                before, marked = self.write_attempt(upcoming)
+            if answered is not None or marked:
+                transaction.on_commit(lambda: lifecycle.publish(self.session_id), robust=True)
+        if answered is not None:
+            self.key_stored(*answered, now=now)
+        if marked:
+            self.attempted.add(upcoming.pk)
+        if not ours:
+            raise Superseded
+        if not in_time:
+            self.check_deadline()
+        return before
 
     def fail_ticket(self, ticket: ExportTicket, exc: Exception) -> StopExport:
         stop = self.stop(exc, ticket)
@@ -478,17 +525,35 @@ class ExportRun:
         before (its issue must then be looked up by its marker first)."""
         before = self.redelivered or ticket.pk in self.attempted
         if ticket.pk not in self.attempted:
-            lifecycle.record(
-                self.session_id, ATTEMPT, f"Creating #{ticket.order} in {self.project}.",
-                ticket=ticket, data={"idempotency_key": ticket.idempotency_key},
-            )  # fmt: skip
+            lifecycle.record(self.session_id, *self.attempt_event(ticket))
             self.attempted.add(ticket.pk)
         return before
 
-    def create_with_fallbacks(self, ticket: ExportTicket) -> CreatedTicket:
+    def attempt_event(self, ticket: ExportTicket) -> tuple[str, str, dict[str, Any]]:
+        return (
+            ATTEMPT, f"Creating #{ticket.order} in {self.project}.",
+            {"ticket": ticket, "data": {"idempotency_key": ticket.idempotency_key}},
+        )  # fmt: skip
+
+    def write_attempt(self, ticket: ExportTicket) -> tuple[bool, bool]:
+        """The attempt marker inside the caller's transaction, without its hint: (may have been
+        sent before, marker written now)."""
+        before = self.redelivered or ticket.pk in self.attempted
+        if ticket.pk in self.attempted:
+            return before, False
+        kind, message, extra = self.attempt_event(ticket)
+        lifecycle.audit_row(self.session_id, kind, message, **extra).save(force_insert=True)
+        return before, True
+
+    def create_with_fallbacks(
+        self, ticket: ExportTicket, reconcile_first: bool | None = None
+    ) -> CreatedTicket:
+        """The create with its fallbacks; marks the attempt first unless the caller did
+        (``reconcile_first`` then says whether it may have been sent before)."""
         description = convert_description(ticket.description_html)
         extra = self.plan_fields(ticket)
-        reconcile_first = self.mark_attempt(ticket)
+        if reconcile_first is None:
+            reconcile_first = self.mark_attempt(ticket)
         while True:
             try:
                 return self.client.create_ticket(
@@ -511,24 +576,37 @@ class ExportRun:
         """The key and URL, committed the moment Jira answered (whatever became of the session)."""
         now = timezone.now()
         with transaction.atomic():
-            ExportTicket.objects.filter(pk=ticket.pk).update(
-                jira_issue_id=created.id,
-                jira_ticket_key=created.key,
-                jira_ticket_url=created.url,
-                jira_export_status=TicketStatus.EXPORTED,
-                exported_at=now,
-                error_message="",
-                updated_at=now,
-            )
-            lifecycle.record(
-                self.session_id, EXPORTED, f"#{ticket.order} is {created.key}.", ticket=ticket,
-                from_status=ticket.jira_export_status, to_status=TicketStatus.EXPORTED,
-                data={"jira_key": created.key, "reconciled": created.reconciled,
-                      "attempts": created.log.as_list() if created.log else []},
-            )  # fmt: skip
+            self.write_key(ticket, created, now=now)
+            transaction.on_commit(lambda: lifecycle.publish(self.session_id), robust=True)
+        self.key_stored(ticket, created, now=now)
+
+    def write_key(self, ticket: ExportTicket, created: CreatedTicket, *, now: Any) -> None:
+        """The key's UPDATE and audit row, inside the caller's transaction (no hint)."""
+        ExportTicket.objects.filter(pk=ticket.pk).update(
+            jira_issue_id=created.id,
+            jira_ticket_key=created.key,
+            jira_ticket_url=created.url,
+            jira_export_status=TicketStatus.EXPORTED,
+            exported_at=now,
+            error_message="",
+            updated_at=now,
+        )
+        self.exported_event(ticket, created).save(force_insert=True)
+
+    def exported_event(self, ticket: ExportTicket, created: CreatedTicket) -> ExportEvent:
+        return lifecycle.audit_row(
+            self.session_id, EXPORTED, f"#{ticket.order} is {created.key}.", ticket=ticket,
+            from_status=ticket.jira_export_status, to_status=TicketStatus.EXPORTED,
+            data={"jira_key": created.key, "reconciled": created.reconciled,
+                  "attempts": created.log.as_list() if created.log else []},
+        )  # fmt: skip
+
+    @staticmethod
+    def key_stored(ticket: ExportTicket, created: CreatedTicket, *, now: Any) -> None:
+        """The committed key on the in-memory ticket."""
         ticket.jira_issue_id, ticket.jira_ticket_key = created.id, created.key
         ticket.jira_ticket_url, ticket.jira_export_status = created.url, TicketStatus.EXPORTED
-        ticket.exported_at = now
+        ticket.exported_at = ticket.updated_at = now
 
     def manual_fix(self, ticket: ExportTicket, issue_type: str) -> None:
         attribute, text = FIX_GUIDANCE[issue_type]
@@ -595,11 +673,11 @@ class ExportRun:
         queue = [t for t in tickets if t.pk in pending_ids]
         for offset in range(0, len(queue), BULK_SIZE):
             chunk = queue[offset : offset + BULK_SIZE]
-            self.ensure_ours(current_ticket_title=chunk[0].title[:255])
+            sent_before = self.mark_chunk(chunk)
             to_send: list[tuple[ExportTicket, dict[str, Any]]] = []
             for ticket in chunk:
                 try:
-                    if self.mark_attempt(ticket) and self.reconcile(ticket):
+                    if ticket.pk in sent_before and self.reconcile(ticket):
                         continue
                     fields = self.client.issue_fields(
                         self.project, ticket.title, convert_description(ticket.description_html),
@@ -624,6 +702,49 @@ class ExportRun:
                 and not ticket.attachment_uploaded
             ):
                 self.upload_attachment(ticket)
+
+    def mark_chunk(self, chunk: list[ExportTicket]) -> set[Any]:
+        """One transaction before a bulk call: the heartbeat and every attempt marker of the
+        chunk, one hint. Returns the tickets that may have been sent before (looked up first)."""
+        self.check_deadline()
+        sent_before = {t.pk for t in chunk if self.redelivered or t.pk in self.attempted}
+        new = [t for t in chunk if t.pk not in self.attempted]
+        with transaction.atomic():
+            if not self.beat(current_ticket_title=chunk[0].title[:255]):
+                raise Superseded
+            rows = []
+            for ticket in new:
+                kind, message, extra = self.attempt_event(ticket)
+                rows.append(lifecycle.audit_row(self.session_id, kind, message, **extra))
+            lifecycle.record_many(self.session_id, rows)
+        self.attempted.update(t.pk for t in new)
+        return sent_before
+
+    def store_keys(self, answered: list[tuple[ExportTicket, CreatedTicket]]) -> None:
+        """The keys of one bulk call in one transaction the moment Jira answered (one UPDATE, one
+        INSERT of audit rows, one hint), whatever became of the export."""
+        if not answered:
+            return
+        now = timezone.now()
+        rows = [self.exported_event(ticket, created) for ticket, created in answered]
+        updated = []
+        for ticket, created in answered:
+            row = ExportTicket(
+                pk=ticket.pk, jira_issue_id=created.id, jira_ticket_key=created.key,
+                jira_ticket_url=created.url, jira_export_status=TicketStatus.EXPORTED,
+                exported_at=now, error_message="", updated_at=now,
+            )  # fmt: skip
+            updated.append(row)
+        with transaction.atomic():
+            ExportTicket.objects.bulk_update(
+                updated,
+                ["jira_issue_id", "jira_ticket_key", "jira_ticket_url", "jira_export_status",
+                 "exported_at", "error_message", "updated_at"],
+            )  # fmt: skip
+            lifecycle.record_many(self.session_id, rows)
+            self.beat()
+        for ticket, created in answered:
+            self.key_stored(ticket, created, now=now)
 
     def reconcile(self, ticket: ExportTicket) -> bool:
         """A ticket that may have been created before: found by its marker and stored."""
@@ -653,8 +774,9 @@ class ExportRun:
                 self.pacer.wait_for_limit(exc.retry_after)
             except ItsmError as exc:
                 raise self.fail_ticket(to_send[0][0], exc) from exc
-        for index, created in sorted(result.created.items()):
-            self.store_key(to_send[index][0], created)
+        self.store_keys(
+            [(to_send[index][0], created) for index, created in sorted(result.created.items())]
+        )
         self.pacer.observe(None, self.rate_limit_hint())
         # Refused elements go through the sequential create, which takes the fallbacks (a
         # refused element was not created, so nothing can be duplicated).
@@ -669,35 +791,60 @@ class ExportRun:
 
     # --- links and orphans ----------------------------------------------------------------------
     def create_links(self) -> None:
+        """Each ``Blocks`` link once. Jira keeps one link per pair and type (posting it again is
+        harmless), so the bookkeeping is committed per ``LINK_BATCH`` links, with the heartbeat
+        before each batch, and for the links made so far when the export stops."""
         links = TicketDependency.objects.filter(
             blocked__session_id=self.session_id, jira_link_created=False
         ).select_related("blocker", "blocked")
-        for link in links.order_by("blocked__order", "blocker__order"):
-            self.ensure_ours()
-            try:
-                self.client.link_issues(link.blocker.jira_ticket_key, link.blocked.jira_ticket_key)
-            except UpstreamRejected as exc:
-                if exc.status_code in (401, 403):
+        made: list[TicketDependency] = []
+        try:
+            for link in links.order_by("blocked__order", "blocker__order"):
+                if not made:
+                    self.ensure_ours()
+                try:
+                    self.client.link_issues(
+                        link.blocker.jira_ticket_key, link.blocked.jira_ticket_key
+                    )
+                except UpstreamRejected as exc:
+                    if exc.status_code in (401, 403):
+                        raise self.stop(exc, link.blocked) from exc
+                    self.record_fix(
+                        link.blocked, FixType.LINK_FAILED,
+                        f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
+                        f"{link.blocked.jira_ticket_key} ({exc.message}); add it in Jira.",
+                    )  # fmt: skip
+                    continue
+                except ItsmError as exc:
                     raise self.stop(exc, link.blocked) from exc
-                self.record_fix(
-                    link.blocked, FixType.LINK_FAILED,
-                    f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
-                    f"{link.blocked.jira_ticket_key} ({exc.message}); add it in Jira.",
-                )  # fmt: skip
-                continue
-            except ItsmError as exc:
-                raise self.stop(exc, link.blocked) from exc
-            with transaction.atomic():
-                TicketDependency.objects.filter(pk=link.pk).update(jira_link_created=True)
-                count = TicketDependency.objects.filter(
-                    blocked__session_id=self.session_id, jira_link_created=True
-                ).count()
-                ExportSession.objects.filter(pk=self.session_id).update(dependencies_created=count)
-                lifecycle.record(
-                    self.session_id, "link_created",
+                made.append(link)
+                if len(made) >= LINK_BATCH:
+                    self.links_created(made)
+                    made = []
+        finally:
+            self.links_created(made)
+
+    def links_created(self, made: list[TicketDependency]) -> None:
+        if not made:
+            return
+        with transaction.atomic():
+            TicketDependency.objects.filter(pk__in=[link.pk for link in made]).update(
+                jira_link_created=True
+            )
+            count = TicketDependency.objects.filter(
+                blocked__session_id=self.session_id, jira_link_created=True
+            ).count()
+            ExportSession.objects.filter(pk=self.session_id).update(dependencies_created=count)
+            rows = [
+                lifecycle.audit_row(
+                    self.session_id,
+                    "link_created",
                     f"{link.blocker.jira_ticket_key} blocks {link.blocked.jira_ticket_key}",
                     ticket=link.blocked,
-                )  # fmt: skip
+                )
+                for link in made
+            ]
+            lifecycle.record_many(self.session_id, rows)
 
     def sweep_orphans(self) -> None:
         """Issues carrying the session's label that no ticket owns are listed for cleanup.

@@ -60,7 +60,28 @@ def record(
 ) -> ExportEvent:
     """Writes the audit row and, after commit, pushes a hint to the session's progress socket."""
     session_id = session.pk if isinstance(session, ExportSession) else session
-    event = ExportEvent.objects.create(
+    event = audit_row(
+        session_id, kind, message, ticket=ticket, actor=actor,
+        from_status=from_status, to_status=to_status, data=data,
+    )  # fmt: skip
+    event.save(force_insert=True)
+    transaction.on_commit(lambda: publish(session_id), robust=True)
+    return event
+
+
+def audit_row(
+    session_id: Any,
+    kind: str,
+    message: str = "",
+    *,
+    ticket: ExportTicket | None = None,
+    actor: Any = None,
+    from_status: str = "",
+    to_status: str = "",
+    data: dict[str, Any] | None = None,
+) -> ExportEvent:
+    """An unsaved audit row (:func:`record` saves one, :func:`record_many` several)."""
+    return ExportEvent(
         session_id=session_id,
         ticket=ticket,
         kind=kind,
@@ -70,8 +91,14 @@ def record(
         data=data or {},
         actor=actor if getattr(actor, "is_authenticated", False) else None,
     )
-    transaction.on_commit(lambda: publish(session_id), robust=True)
-    return event
+
+
+def record_many(session_id: Any, events: list[ExportEvent]) -> None:
+    """Several audit rows (from :func:`audit_row`) in one INSERT, and one hint after commit: a
+    step that changes many tickets at once (a bulk chunk) is one change for the socket."""
+    if events:
+        ExportEvent.objects.bulk_create(events)
+        transaction.on_commit(lambda: publish(session_id), robust=True)
 
 
 def publish(session_id: Any) -> None:

@@ -46,7 +46,7 @@ from itsm.config import Endpoint, ItsmConfig, get_config
 from itsm.errors import NotConfigured, RetryableError, UpstreamRejected, ValidationFailed
 from itsm.types import Attempt, CallLog, RateLimitHint
 from itsm.validation import ensure_valid
-from portal.redaction import redact, redact_text
+from portal.redaction import needs_redaction, redact, redact_text
 
 logger = logging.getLogger("itsm.clients")
 
@@ -238,11 +238,12 @@ class HttpClient(PlatformClient):
         expect: Iterable[int] = (200, 201, 204),
         client: httpx.Client | None = None,
     ) -> httpx.Response:
-        """One attempt. JSON bodies pass through redaction; failures become typed errors.
+        """One attempt. JSON bodies pass through redaction (``needs_redaction`` first: a body
+        with no credential in it is sent as it is); failures become typed errors.
 
         ``client`` replaces the platform's client for a URL on another host (no credentials).
         """
-        if json is not None:
+        if json is not None and needs_redaction(json):  # one scan; the copy only when needed
             json = redact(json)
         if not path and client is None:  # the endpoint itself: httpx would append "/" to it
             path = self.endpoint.base_url
