@@ -20,14 +20,16 @@ sequential (goal: at least 10x). After each round the fake's state is checked: e
 ticket exists exactly once (by its idempotency label), none missing (exit status 1 otherwise).
 
     .venv/bin/python bench/export_bench.py [--tickets 500] [--rounds 3] [--profile FILE]
-        [--database-url postgres://...] [--redis-url redis://...] [--jira-latency-ms 0]
+        [--profile-mode sequential|bulk] [--database-url postgres://...]
+        [--redis-url redis://...] [--jira-latency-ms 0]
 
 Without ``--database-url`` the portal's embedded profile is used (SQLite in WAL mode, in a
 temporary directory); without ``--redis-url`` (or ``REDIS_URL``) the in-memory channel layer.
 ``--jira-latency-ms`` makes the fake Jira answer every request that much later (both sides
 alike), as a real Jira over a network does: loopback answers in well under a millisecond, which
 leaves only the portal's own work per ticket to compare. ``--profile FILE`` records one more
-sequential export with cProfile into FILE and prints where its time goes.
+export with cProfile into FILE (sequential, or bulk with ``--profile-mode bulk``) and prints where
+its time goes.
 """
 
 from __future__ import annotations
@@ -98,7 +100,11 @@ def parse_args() -> argparse.Namespace:
         default=0.0,
         help="latency the fake Jira adds to every request (a fault rule), as a real Jira has",
     )
-    parser.add_argument("--profile", type=Path, help="cProfile one more sequential export")
+    parser.add_argument("--profile", type=Path, help="cProfile one more export into FILE")
+    parser.add_argument(
+        "--profile-mode", choices=["sequential", "bulk"], default="sequential",
+        help="the mode of the profiled export (default: sequential)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     return parser.parse_args()
 
@@ -237,7 +243,8 @@ def reset_fake(fakes_url: str, latency_ms: float) -> None:
 def profile(args: argparse.Namespace, target: Path) -> None:
     from exports.models import ExportSession
 
-    session = new_session(args.tickets, "profile", ExportSession.Mode.SEQUENTIAL)
+    mode = ExportSession.Mode(args.profile_mode)
+    session = new_session(args.tickets, "profile", mode)
     profiler = cProfile.Profile()
     profiler.enable()
     export(session)
@@ -246,7 +253,7 @@ def profile(args: argparse.Namespace, target: Path) -> None:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
     stats.print_stats(35)
-    print(f"\ncProfile of one sequential export ({args.tickets} tickets), saved to {target}:")
+    print(f"\ncProfile of one {mode} export ({args.tickets} tickets), saved to {target}:")
     print(out.getvalue())
 
 
