@@ -91,6 +91,24 @@ _PATTERNS: list[tuple[re.Pattern[str], Any]] = [
     ),
 ]
 
+# For case-sensitive patterns: literals of which every match contains at least one (a match
+# starts with one of them), so a text without any of them needs no regex scan. A pattern not
+# listed here (every case-insensitive one) is always scanned.
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    _PATTERNS[0][0].pattern: ("-----BEGIN ",),
+    _PATTERNS[1][0].pattern: ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"),
+    _PATTERNS[3][0].pattern: ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    _PATTERNS[4][0].pattern: ("github_pat_",),
+    _PATTERNS[5][0].pattern: ("xox",),
+    _PATTERNS[6][0].pattern: ("xapp-",),
+    _PATTERNS[7][0].pattern: ("https://hooks.slack.com/",),
+    _PATTERNS[8][0].pattern: ("ATATT",),
+    _PATTERNS[9][0].pattern: ("lin_api_", "lin_oauth_"),
+    _PATTERNS[10][0].pattern: ("AIza",),
+    _PATTERNS[11][0].pattern: ("eyJ",),
+    _PATTERNS[14][0].pattern: ("://",),
+}
+
 _SECRET_KEY_NAMES = re.compile(
     r"(?i)^(?:.*[_-])?(?:password|passwd|secret|token|api[_-]?key|authorization|cookie|"
     r"secret[_-]?(?:access[_-]?)?key|"
@@ -230,4 +248,10 @@ def needs_redaction(value: Any) -> bool:
     registry = _registry
     if registry.pattern is not None and any(form in text for form in registry.forms):
         return True
-    return any(pattern.search(text) for pattern, _ in _PATTERNS)
+    for pattern, _ in _PATTERNS:
+        needles = _NEEDLES.get(pattern.pattern)
+        if needles is not None and not any(needle in text for needle in needles):
+            continue  # it cannot match: none of the literals every match starts with is there
+        if pattern.search(text):
+            return True
+    return False
