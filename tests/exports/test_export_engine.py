@@ -284,3 +284,111 @@ def test_an_export_past_its_time_limit_stops_as_temporary_whatever_the_worker_po
     session.refresh_from_db()
     assert session.error_category == "temporary" and "time limit" in session.error_message
     assert session.failed_at_ticket_order == 1 and jira.state("jira")["issues"] == []
+
+
+# --- fewer commits, same guarantees (issue #11, performance) -------------------------------------
+def test_a_crash_before_the_next_create_is_sent_keeps_the_key_and_the_marker(jira, dispatched):
+    """Ticket 2's key and ticket 3's attempt marker share a transaction: both are committed
+    before ticket 3's create goes out, so a crash there loses nothing and duplicates nothing."""
+    session = make_session(4)
+    client = engine.client_for("jira")
+    real_create = client.create_ticket
+
+    def crash_before_sending(project, summary, *args, **kwargs):
+        if summary == "Ticket 3":
+            raise CrashAfterJiraAnswered
+        return real_create(project, summary, *args, **kwargs)
+
+    client.create_ticket = crash_before_sending
+    with pytest.raises(CrashAfterJiraAnswered):
+        export(session, client=client)
+
+    tickets = by_order(session)
+    assert tickets[2].jira_ticket_key == "OPS-2"  # committed before #3 was attempted
+    assert ExportEvent.objects.filter(kind="ticket_attempt", ticket=tickets[3]).exists()
+    assert len(jira.state("jira")["issues"]) == 2
+
+    assert run(session) == "completed"  # the same task again: #3 is looked up, then created
+
+    assert_exactly_once(jira, session)
+    assert ExportEvent.objects.filter(kind="ticket_attempt", ticket=tickets[3]).count() == 1
+
+
+def test_an_export_taken_over_after_jiras_answer_still_stores_the_key(jira, dispatched):
+    """The key Jira gave is committed even when the export stopped being this task's meanwhile
+    (retried or reaped); the next ticket is then neither marked nor created."""
+    session = make_session(3)
+    client = engine.client_for("jira")
+    real_create = client.create_ticket
+
+    def create_then_lose_the_export(project, summary, *args, **kwargs):
+        created = real_create(project, summary, *args, **kwargs)
+        if summary == "Ticket 1":
+            ExportSession.objects.filter(pk=session.pk).update(export_task_id=None)
+        return created
+
+    client.create_ticket = create_then_lose_the_export
+    assert export(session, client=client) == "stale"
+
+    tickets = by_order(session)
+    assert tickets[1].jira_ticket_key == "OPS-1" and tickets[1].jira_export_status == "exported"
+    assert not ExportEvent.objects.filter(kind="ticket_attempt", ticket=tickets[2]).exists()
+    assert len(jira.state("jira")["issues"]) == 1
+
+
+def test_a_sequential_export_commits_once_between_two_creates(
+    jira, dispatched, django_capture_on_commit_callbacks
+):
+    session = make_session(12, depends={12: [1]})
+
+    with django_capture_on_commit_callbacks() as hints:
+        assert export(session) == "completed"
+
+    # One hint per committed step: start, 13 steps (the previous key + heartbeat + the next
+    # marker), one link batch, completion; before, each marker and each key had its own (27).
+    hints = [hint for hint in hints if "dispatch" not in hint.__qualname__]
+    assert len(hints) <= 12 + 4
+    assert_exactly_once(jira, session)
+    events = list(session.events.values_list("kind", "ticket__order"))
+    for order in range(1, 13):  # each marker committed before its create, each key after
+        attempt = events.index(("ticket_attempt", order))
+        exported = events.index(("ticket_exported", order))
+        assert attempt < exported
+        if order < 12:
+            assert events.index(("ticket_attempt", order + 1)) == exported + 1
+
+
+def test_a_bulk_export_commits_its_markers_and_keys_once_per_chunk(
+    jira, dispatched, django_capture_on_commit_callbacks
+):
+    session = make_session(120, mode=ExportSession.Mode.BULK, depends={120: [1], 119: [2]})
+
+    with django_capture_on_commit_callbacks() as hints:
+        assert export(session) == "completed"
+
+    assert jira.state("jira")["requests"]["POST /rest/api/3/issue/bulk"] == 3
+    hints = [hint for hint in hints if "dispatch" not in hint.__qualname__]
+    assert len(hints) <= 2 * 3 + 4  # markers and keys per chunk; start, links, completion
+    assert_exactly_once(jira, session)
+    assert session.events.filter(kind="ticket_attempt").count() == 120
+    assert session.events.filter(kind="ticket_exported").count() == 120
+    session.refresh_from_db()
+    assert session.dependencies_created == 2
+
+
+def test_a_secret_in_a_ticket_description_never_reaches_jira(jira, dispatched):
+    from portal.redaction import register_secrets
+
+    secret = "Xk9-planning-Secret-77"
+    register_secrets(secret)
+    session = make_session(2)
+    ExportTicket.objects.filter(session=session, order=1).update(
+        description_html=f"<ul><li>the <strong>password is {secret}</strong></li></ul>"
+        "<p>token 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</p>"
+    )
+
+    assert export(session) == "completed"
+
+    sent = str(jira.state("jira")["issues"])
+    assert secret not in sent and "ghp_wWPw5k4a" not in sent
+    assert "password is [REDACTED]" in sent
