@@ -460,6 +460,8 @@ EXPORT_TICKET_DELAY_SECONDS = float(os.environ.get("EXPORT_TICKET_DELAY_SECONDS"
 EXPORT_MAX_TICKETS = int(os.environ.get("EXPORT_MAX_TICKETS", "500"))
 EXPORT_STALE_MINUTES = float(os.environ.get("EXPORT_STALE_MINUTES", "10"))
 EXPORT_JIRA_SPRINT_FIELD = os.environ.get("EXPORT_JIRA_SPRINT_FIELD", "customfield_10020")
+# Dependency links posted at a time while Jira has not pushed back (1: one after the other).
+EXPORT_LINK_CONCURRENCY = int(os.environ.get("EXPORT_LINK_CONCURRENCY", "4"))
 # An export task may run for every ticket's delay plus a per-ticket budget (a create, an
 # attachment, the client's retries), plus 15 minutes for validation and links; the soft limit
 # fails it as temporary (a retry resumes), the hard limit a minute later kills it. The broker's
