@@ -29,6 +29,7 @@ import mimetypes
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,11 @@ ATTACHMENT_ATTEMPT = "attachment_attempt"
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"  # itsm's marker label (``portal-idem-<key>``)
 BULK_SIZE = 50
 LINK_BATCH = 25  # links whose bookkeeping is committed together
+
+
+def link_concurrency() -> int:
+    """Links posted at a time (``EXPORT_LINK_CONCURRENCY``, default 4; 1: one after the other)."""
+    return max(1, int(getattr(settings, "EXPORT_LINK_CONCURRENCY", 4)))
 
 
 def session_label(session_id: Any) -> str:
@@ -780,37 +786,58 @@ class ExportRun:
     # --- links and orphans ----------------------------------------------------------------------
     def create_links(self) -> None:
         """Each ``Blocks`` link once. Jira keeps one link per pair and type (posting it again is
-        harmless), so the bookkeeping is committed per ``LINK_BATCH`` links, with the heartbeat
-        before each batch, and for the links made so far when the export stops."""
-        links = TicketDependency.objects.filter(
-            blocked__session_id=self.session_id, jira_link_created=False
-        ).select_related("blocker", "blocked")
+        harmless, and it has no bulk link call), so up to ``EXPORT_LINK_CONCURRENCY`` links are
+        posted at a time while Jira has not pushed back (one at a time once it has), and their
+        bookkeeping is committed per ``LINK_BATCH`` links, with the heartbeat before each batch,
+        and for the links made so far when the export stops."""
+        links = list(
+            TicketDependency.objects.filter(
+                blocked__session_id=self.session_id, jira_link_created=False
+            )
+            .select_related("blocker", "blocked")
+            .order_by("blocked__order", "blocker__order")
+        )
+        if not links:
+            return
+        workers = link_concurrency()
+        pacer = self.pacer
+        if pacer.rate_limited_calls or pacer.near_limit_calls or pacer.delay > pacer.base_delay:
+            workers = 1  # Jira pushed back during this export: one call at a time
+        pool = ThreadPoolExecutor(workers, "export-links") if workers > 1 else None
         made: list[TicketDependency] = []
         try:
-            for link in links.order_by("blocked__order", "blocker__order"):
-                if not made:
-                    self.ensure_ours()
-                try:
-                    self.client.link_issues(
-                        link.blocker.jira_ticket_key, link.blocked.jira_ticket_key
-                    )
-                except UpstreamRejected as exc:
-                    if exc.status_code in (401, 403):
-                        raise self.stop(exc, link.blocked) from exc
-                    self.record_fix(
-                        link.blocked, FixType.LINK_FAILED,
-                        f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
-                        f"{link.blocked.jira_ticket_key} ({exc.message}); add it in Jira.",
-                    )  # fmt: skip
-                    continue
-                except ItsmError as exc:
-                    raise self.stop(exc, link.blocked) from exc
-                made.append(link)
-                if len(made) >= LINK_BATCH:
-                    self.links_created(made)
-                    made = []
+            for offset in range(0, len(links), LINK_BATCH):
+                batch = links[offset : offset + LINK_BATCH]
+                self.ensure_ours()
+                answers = pool.map(self.post_link, batch) if pool else map(self.post_link, batch)
+                for link, error in zip(batch, answers, strict=False):
+                    if error is None:
+                        made.append(link)
+                    elif isinstance(error, UpstreamRejected) and error.status_code not in (
+                        401,
+                        403,
+                    ):
+                        self.record_fix(
+                            link.blocked, FixType.LINK_FAILED,
+                            f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
+                            f"{link.blocked.jira_ticket_key} ({error.message}); add it in Jira.",
+                        )  # fmt: skip
+                    else:
+                        raise self.stop(error, link.blocked) from error
+                self.links_created(made)
+                made = []
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             self.links_created(made)
+
+    def post_link(self, link: TicketDependency) -> ItsmError | None:
+        """One link (in a pool thread: HTTP only, no database); its error, or None."""
+        try:
+            self.client.link_issues(link.blocker.jira_ticket_key, link.blocked.jira_ticket_key)
+        except ItsmError as exc:
+            return exc
+        return None
 
     def links_created(self, made: list[TicketDependency]) -> None:
         if not made:
