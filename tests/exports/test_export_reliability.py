@@ -448,3 +448,47 @@ def test_bulk_mode_resumes_after_an_ambiguous_failure_without_duplicates(jira, d
 
     assert_exactly_once(jira, session)
     assert jira.state("jira")["requests"]["POST /rest/api/3/issue/bulk"] == 1
+
+
+# --- links, several at a time -------------------------------------------------------------------
+@pytest.mark.django_db
+def test_links_posted_four_at_a_time_are_each_made_once_and_a_refused_one_is_a_manual_fix(
+    jira, dispatched, settings
+):
+    settings.EXPORT_LINK_CONCURRENCY = 4
+    jira.faults(platform="jira", status=400, count=1, path_contains="/issueLink")
+    session = make_session(31, depends={order: [1] for order in range(2, 32)})
+
+    assert export(session) == "completed"
+
+    links = [(link["inward"], link["outward"]) for link in jira.state("jira")["links"]]
+    assert len(links) == len(set(links)) == 29  # 30 dependencies, one refused
+    session.refresh_from_db()
+    assert session.dependencies_created == 29
+    (fix,) = ManualFix.objects.all()
+    assert fix.issue_type == "link_failed" and "add it in Jira" in fix.recommended_action
+    assert session.events.filter(kind="link_created").count() == 29
+
+
+@pytest.mark.django_db
+def test_revoked_credentials_while_linking_stop_the_export_and_the_retry_finishes_the_links(
+    jira, dispatched, settings
+):
+    settings.EXPORT_LINK_CONCURRENCY = 4
+    session = make_session(30, depends={order: [1] for order in range(2, 31)})
+    jira.faults(platform="jira", status=401, path_contains="/issueLink")
+
+    assert export(session) == "failed"
+    session.refresh_from_db()
+    assert session.error_category == "admin_required"
+    assert jira.state("jira")["links"] == []
+
+    jira.clear_faults()
+    lifecycle.retry_export(session.pk)
+    assert run(session) == "completed"
+
+    links = [(link["inward"], link["outward"]) for link in jira.state("jira")["links"]]
+    assert len(links) == len(set(links)) == 29
+    session.refresh_from_db()
+    assert session.dependencies_created == 29
+    assert_exactly_once(jira, session)
