@@ -7,8 +7,8 @@ portal at them with ``EXPORT_TICKET_DELAY_SECONDS=0`` on a throwaway database, a
   priority and a chain of dependencies is exported by the real engine, in-process
   (``exports.services.lifecycle.start_export`` then ``exports.services.engine.run_export``, what
   the Celery task runs): validation, fresh HTML -> ADF per ticket, the audit events, the create
-  with its idempotency marker, the key stored in its own transaction, the ``Blocks`` links and
-  the orphan sweep;
+  with its idempotency marker, the key committed when Jira answers (with the heartbeat and the
+  next ticket's marker), the ``Blocks`` links and the orphan sweep;
 - **bare httpx loop**: the same N issues (the same ADF bodies, labels and priority, converted
   beforehand) posted one after another with ``httpx.Client`` to ``/rest/api/3/issue``;
 - **engine, bulk**: the same session exported in bulk mode (50 issues a call).

@@ -50,7 +50,7 @@ from exports.models import (
 from exports.services import lifecycle
 from exports.services.lifecycle import ExportFailure
 from exports.services.ordering import dependency_order
-from exports.services.pacing import Pacer, Superseded
+from exports.services.pacing import HEARTBEAT_SECONDS, Pacer, Superseded
 from itsm.public import (
     CreatedTicket,
     ItsmError,
@@ -73,6 +73,7 @@ ATTACHMENT_ATTEMPT = "attachment_attempt"
 IDEMPOTENCY_LABEL_PREFIX = "portal-idem-"  # itsm's marker label (``portal-idem-<key>``)
 BULK_SIZE = 50
 LINK_BATCH = 25  # links whose bookkeeping is committed together
+AUTH = (401, 403)  # a link refused for these stops the export; any other refusal is a manual fix
 
 
 def link_concurrency() -> int:
@@ -299,6 +300,7 @@ class ExportRun:
         self.pacer = Pacer(lifecycle.ticket_delay_seconds(), sleep=sleep, beat=self.beat)
         self.data = ProjectData()
         self.attempted: set[Any] = set()
+        self.beaten_at = time.monotonic()  # the last heartbeat
         # The export's own deadline: Celery enforces time limits only in the prefork pool, and a
         # run must end before the broker's visibility timeout hands its message to another worker.
         self.deadline = time.monotonic() + float(
@@ -307,6 +309,7 @@ class ExportRun:
 
     # --- state ---------------------------------------------------------------------------
     def beat(self, **fields: Any) -> bool:
+        self.beaten_at = time.monotonic()
         return lifecycle.heartbeat(self.session_id, self.task_id, **fields)
 
     def ensure_ours(self, **fields: Any) -> None:
@@ -788,8 +791,8 @@ class ExportRun:
         """Each ``Blocks`` link once. Jira keeps one link per pair and type (posting it again is
         harmless, and it has no bulk link call), so up to ``EXPORT_LINK_CONCURRENCY`` links are
         posted at a time while Jira has not pushed back (one at a time once it has), and their
-        bookkeeping is committed per ``LINK_BATCH`` links, with the heartbeat before each batch,
-        and for the links made so far when the export stops."""
+        bookkeeping is committed per ``LINK_BATCH`` links, with the heartbeat before each batch
+        (and every 20 s within one), and for the links made so far when the export stops."""
         links = list(
             TicketDependency.objects.filter(
                 blocked__session_id=self.session_id, jira_link_created=False
@@ -813,10 +816,7 @@ class ExportRun:
                 for link, error in zip(batch, answers, strict=False):
                     if error is None:
                         made.append(link)
-                    elif isinstance(error, UpstreamRejected) and error.status_code not in (
-                        401,
-                        403,
-                    ):
+                    elif isinstance(error, UpstreamRejected) and error.status_code not in AUTH:
                         self.record_fix(
                             link.blocked, FixType.LINK_FAILED,
                             f"Jira refused the link {link.blocker.jira_ticket_key} blocks "
@@ -824,6 +824,8 @@ class ExportRun:
                         )  # fmt: skip
                     else:
                         raise self.stop(error, link.blocked) from error
+                    if time.monotonic() - self.beaten_at > HEARTBEAT_SECONDS:
+                        self.ensure_ours()  # slow links: the reaper must not take us for dead
                 self.links_created(made)
                 made = []
         finally:

@@ -492,3 +492,29 @@ def test_revoked_credentials_while_linking_stop_the_export_and_the_retry_finishe
     session.refresh_from_db()
     assert session.dependencies_created == 29
     assert_exactly_once(jira, session)
+
+
+@pytest.mark.django_db
+def test_slow_links_beat_the_heartbeat_within_a_batch_and_stop_once_superseded(
+    jira, dispatched, settings, monkeypatch
+):
+    settings.EXPORT_LINK_CONCURRENCY = 1
+    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", -1.0)  # every link counts as slow
+    session = make_session(11, depends={order: [1] for order in range(2, 12)})
+    client = engine.client_for("jira")
+    real_link = client.link_issues
+    posted = []
+
+    def link_then_lose_the_export(blocker, blocked, *args):
+        real_link(blocker, blocked, *args)
+        posted.append(blocked)
+        if len(posted) == 3:  # a retry took the export over meanwhile
+            ExportSession.objects.filter(pk=session.pk).update(export_task_id=uuid.uuid4())
+
+    client.link_issues = link_then_lose_the_export
+
+    assert export(session, client=client) == "stale"
+
+    assert len(posted) == 3 and len(jira.state("jira")["links"]) == 3
+    session.refresh_from_db()
+    assert session.dependencies_created == 3  # what was made is still recorded
