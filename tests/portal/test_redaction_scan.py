@@ -33,6 +33,12 @@ EXAMPLES = [
 ]
 
 
+@pytest.fixture
+def no_registered_secrets(monkeypatch):
+    """An empty secret registry for the test (whatever earlier tests registered), restored after."""
+    monkeypatch.setattr(redaction, "_registry", redaction._EMPTY_REGISTRY)
+
+
 def adf_with(text: str) -> dict:
     """An issue body as the export sends it: the text deep in an ADF document."""
     return {
@@ -72,7 +78,7 @@ def test_every_credential_pattern_is_found_inside_an_adf_text_node(example):
     assert redact(body) != body
 
 
-def test_a_registered_secret_inside_an_adf_text_node_is_found_and_masked():
+def test_a_registered_secret_inside_an_adf_text_node_is_found_and_masked(no_registered_secrets):
     secret = "Qz7-winter-Portal-2026"  # no shape any pattern knows
     body = adf_with(f"the staging password is {secret} (rotate it)")
     assert needs_redaction(body) is False  # not registered yet: nothing to find
@@ -84,7 +90,7 @@ def test_a_registered_secret_inside_an_adf_text_node_is_found_and_masked():
     assert text["content"][1]["text"] == f"the staging password is {MASK} (rotate it)"
 
 
-def test_a_secret_named_key_with_a_value_is_found_anywhere():
+def test_a_secret_named_key_with_a_value_is_found_anywhere(no_registered_secrets):
     body = adf_with("plain")
     body["fields"]["description"]["content"][0]["attrs"]["api_token"] = "x"
 
@@ -92,7 +98,7 @@ def test_a_secret_named_key_with_a_value_is_found_anywhere():
     assert needs_redaction({"password": ""}) is False  # empty: redact keeps it as it is
 
 
-def test_a_clean_document_needs_no_redaction_and_redact_would_keep_it():
+def test_a_clean_document_needs_no_redaction_and_redact_would_keep_it(no_registered_secrets):
     body = adf_with("Add the weight and dimensions fields; see https://example.com/spec/3")
 
     assert needs_redaction(body) is False
