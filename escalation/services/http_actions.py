@@ -41,6 +41,10 @@ METADATA_ADDRESSES = frozenset(
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Headers that carry the caller's credentials: not forwarded when a redirect changes origin.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
 class HttpActionRefused(Exception):
     """The call is not allowed (host, address, scheme, redirect): nothing was sent."""
 
@@ -233,7 +237,13 @@ def call(
             except httpx.HTTPError as exc:
                 raise HttpActionFailed(f"{method} {current}: {type(exc).__name__}: {exc}") from exc
             if response.is_redirect and "location" in response.headers:
-                current = urljoin(current, response.headers["location"])
+                following = urljoin(current, response.headers["location"])
+                if urlsplit(following)[:2] != urlsplit(current)[:2]:
+                    # Another origin: the credentials were meant for this one (as browsers do).
+                    request_headers = {
+                        k: v for k, v in request_headers.items() if k.lower() not in SECRET_HEADERS
+                    }
+                current = following
                 if response.status_code in (301, 302, 303) and method != "HEAD":
                     method, content = "GET", b""
                 continue

@@ -23,7 +23,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body = json.dumps({"host": self.headers.get("Host"), "path": self.path}).encode()
+        body = json.dumps(
+            {
+                "host": self.headers.get("Host"),
+                "path": self.path,
+                "authorization": self.headers.get("Authorization"),
+            }
+        ).encode()
         self.send_response(500 if self.path == "/broken" else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -166,6 +172,33 @@ def test_a_redirect_within_the_list_is_followed(allow, local_server):
     allow(hosts=[f"127.0.0.1:{local_server}"])
     result = http_actions.call("GET", f"http://127.0.0.1:{local_server}/redirect?to=/landed")
     assert result.status_code == 200 and result.json["path"] == "/landed"
+
+
+@pytest.fixture
+def other_server() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_credentials_follow_a_redirect_only_within_the_origin(allow, local_server, other_server):
+    allow(hosts=[f"127.0.0.1:{local_server}", f"127.0.0.1:{other_server}"])
+    secret = {"Authorization": "Bearer s3cret"}
+
+    same = http_actions.call(
+        "GET", f"http://127.0.0.1:{local_server}/redirect?to=/landed", headers=secret
+    )
+    elsewhere = http_actions.call(
+        "GET",
+        f"http://127.0.0.1:{local_server}/redirect?to=http://127.0.0.1:{other_server}/landed",
+        headers=secret,
+    )
+
+    assert same.json["authorization"] == "Bearer s3cret"
+    assert elsewhere.json["path"] == "/landed" and elsewhere.json["authorization"] is None
 
 
 def test_an_unexpected_status_fails_the_call(allow, local_server):
