@@ -181,7 +181,9 @@ class ReportView(APIView):
         return query.validated_data.get("date") or reports.local_today() - timedelta(days=1)
 
     def wants_csv(self, request) -> bool:
-        return getattr(request.accepted_renderer, "format", "") == "csv"
+        # No renderer yet when the request was refused before negotiation (a bad query string,
+        # an unknown ?format=): that refusal is the JSON envelope.
+        return getattr(getattr(request, "accepted_renderer", None), "format", "") == "csv"
 
     def finalize_response(self, request, response, *args, **kwargs):
         # An error asked for as CSV is still the JSON error envelope.

@@ -433,6 +433,26 @@ def test_a_bad_date_is_a_400_envelope(qa_api, berlin, kind, value, reason):
     assert reason in json.dumps(error).lower()
 
 
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("date=%00", 400),
+        ("date=%ED%A0%80", 400),  # a lone surrogate's bytes
+        ("date=%00&format=csv", 400),
+        ("format=xml", 404),  # no such format: refused before a renderer is chosen
+    ],
+)
+@pytest.mark.parametrize("kind", ["daily", "weekly"])
+def test_a_query_refused_before_negotiation_is_an_envelope_not_a_500(
+    qa_api, berlin, kind, query, status
+):
+    with time_machine.travel(NOW, tick=False):
+        response = qa_api.get(f"/api/v1/ci/reports/{kind}?{query}")
+
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
 def test_the_reports_api_needs_a_triage_role(api_client, berlin):
     assert api_client.get("/api/v1/ci/reports/daily").status_code == 401
     api_client.force_authenticate(UserFactory())
