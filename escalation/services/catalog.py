@@ -81,21 +81,23 @@ def check_request_data(bundle: CatalogBundle, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RequestDataInvalid("request_data must be a JSON object")
     try:
-        encoded = json.dumps(data, ensure_ascii=False)
         problems = dict(text_problems(data))
     except TooDeep as exc:
         raise RequestDataInvalid(str(exc)) from exc
-    except (TypeError, ValueError) as exc:
-        raise RequestDataInvalid(f"request_data is not JSON: {exc}") from exc
-    limit = settings.CATALOG_MAX_REQUEST_DATA_BYTES
-    if len(encoded.encode("utf-8")) > limit:
-        raise RequestDataInvalid(f"request_data is larger than {limit:,} bytes")
-    if problems:
+    if problems:  # before encoding: a lone surrogate cannot be encoded as UTF-8
         path, problem = next(iter(problems.items()))
         raise RequestDataInvalid(
             f"request_data.{path} {problem}",
             {f"request_data.{key}": [value] for key, value in problems.items()},
         )
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON, and no JSON column stores them.
+        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RequestDataInvalid(f"request_data is not JSON: {exc}") from exc
+    limit = settings.CATALOG_MAX_REQUEST_DATA_BYTES
+    if len(encoded.encode("utf-8")) > limit:
+        raise RequestDataInvalid(f"request_data is larger than {limit:,} bytes")
     missing = [
         spec["name"]
         for spec in declared_inputs(bundle)

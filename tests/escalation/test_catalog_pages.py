@@ -71,6 +71,26 @@ def test_the_form_refuses_a_missing_input_and_invalid_json(client, grace):
     assert not Request.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ('{"a": NaN}', "not JSON"),
+        ('{"a": 1e400}', "not JSON"),  # Infinity: no JSON column stores it
+        ('{"a": -Infinity}', "not JSON"),
+        ('{"\\ud800": 1}', "lone surrogate"),
+        ('{"a": "\\ud800"}', "lone surrogate"),
+    ],
+)
+def test_the_form_refuses_json_the_api_refuses_without_a_500(client, grace, raw, shown):
+    bundle = make_bundle("free", [("welcome", "slack-message", SLACK)])
+    bundle.inputs = []
+    bundle.save()
+    response = client.post(reverse("escalation:request-new"), {"item": "free", "request_data": raw})
+    assert response.status_code == 400
+    assert shown in response.content.decode()
+    assert not Request.objects.exists()
+
+
 def test_an_escalated_requests_page_shows_the_timeline_inventory_and_ticket(client, grace, fakes):
     make_bundle(
         "breaks", [("access", "jira-ticket", JIRA), ("welcome", "slack-message", BROKEN_SLACK)]
