@@ -199,11 +199,9 @@ class TicketAttachmentView(OperatorRequiredMixin, View):
 
     def post(self, request, pk, ticket_pk):
         ticket = ticket_of(pk, ticket_pk)
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
         try:
             # A body declaring far more than the limit is refused before it is read.
-            if declared > sessions.attachment_limit() + 64 * 1024:
-                sessions.check_attachment_size(declared)
+            sessions.check_declared_upload(request.META.get("CONTENT_LENGTH"))
             form = AttachmentForm(request.POST, request.FILES)
             if not form.is_valid():
                 raise ExportError("Choose a file to attach.")

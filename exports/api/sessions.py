@@ -30,9 +30,6 @@ from portal.api.permissions import IsOperator
 from portal.api.schema import error_responses
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-# Multipart framing around the file: a request declaring more than the limit plus this is refused
-# before its body is read.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def session_with_tickets(pk) -> ExportSession:
@@ -127,10 +124,8 @@ class TicketAttachmentView(APIView):
 
     def initial(self, request, *args, **kwargs):
         # Before the body is parsed: a declared length far over the limit is refused unread.
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
         super().initial(request, *args, **kwargs)
-        if declared > sessions.attachment_limit() + MULTIPART_OVERHEAD_BYTES:
-            sessions.check_attachment_size(declared)
+        sessions.check_declared_upload(request.META.get("CONTENT_LENGTH"))
 
     @extend_schema(
         request={

@@ -350,6 +350,22 @@ def check_attachment_size(size: int | None) -> None:
         raise AttachmentTooLarge(size, limit)
 
 
+# Multipart framing around the file: a request declaring more than the limit plus this is refused
+# before its body is read.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def check_declared_upload(content_length: str | None) -> None:
+    """``AttachmentTooLarge`` when an upload's declared ``Content-Length`` alone is far over the
+    limit (checked before the body is read); a missing or malformed header is left to the parser."""
+    try:
+        declared = int(content_length or 0)
+    except ValueError:
+        return
+    if declared > attachment_limit() + MULTIPART_OVERHEAD_BYTES:
+        check_attachment_size(declared)
+
+
 @transaction.atomic
 def attach_file(ticket: ExportTicket, upload: UploadedFile, actor: Any = None) -> ExportTicket:
     """Stores ``upload`` as the ticket's attachment (replacing an earlier one), within the size

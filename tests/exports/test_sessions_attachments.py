@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from exports.errors import InvalidTickets, SessionLocked
+from exports.errors import AttachmentTooLarge, InvalidTickets, SessionLocked
 from exports.models import ExportEvent, ExportSession
 from exports.services import sessions
 from tests.factories import ExportTicketFactory, UserFactory
@@ -75,6 +75,28 @@ def test_a_body_declaring_far_more_than_the_limit_is_refused_before_it_is_read(
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "attachment_too_large"
+
+
+@pytest.mark.parametrize(
+    ("declared", "refused"),
+    [
+        (None, False), ("", False), ("abc", False), ("-5", False), ("10", False),
+        (str(10 + sessions.MULTIPART_OVERHEAD_BYTES), False),
+        (str(11 + sessions.MULTIPART_OVERHEAD_BYTES), True),
+    ],
+)  # fmt: skip
+def test_the_declared_length_rule_is_the_services_and_ignores_a_malformed_header(
+    settings, declared, refused
+):
+    """One rule for the API and the review page: far over the limit is refused unread; a missing
+    or malformed Content-Length is left to the parser (never a ValueError, a 500)."""
+    settings.EXPORT_ATTACHMENT_MAX_BYTES = 10
+
+    if refused:
+        with pytest.raises(AttachmentTooLarge):
+            sessions.check_declared_upload(declared)
+    else:
+        sessions.check_declared_upload(declared)
 
 
 def test_the_default_limit_is_ten_megabytes(settings):
