@@ -11,7 +11,7 @@ from django import forms
 
 from escalation.models import CatalogBundle
 from escalation.services import catalog
-from portal.text import check_text
+from portal.text import MAX_JSON_DEPTH, check_text
 
 MAX_INPUT_CHARS = 2000
 
@@ -64,5 +64,9 @@ class CatalogRequestForm(forms.Form):
         raw = (self.cleaned_data.get("request_data") or "").strip() or "{}"
         try:
             return json.loads(raw)
+        except RecursionError as exc:
+            raise forms.ValidationError(
+                {"request_data": f"Not JSON: nested deeper than {MAX_JSON_DEPTH} levels"}
+            ) from exc
         except ValueError as exc:
             raise forms.ValidationError({"request_data": f"Not JSON: {exc}"}) from exc

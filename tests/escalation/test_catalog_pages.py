@@ -91,6 +91,19 @@ def test_the_form_refuses_json_the_api_refuses_without_a_500(client, grace, raw,
     assert not Request.objects.exists()
 
 
+def test_the_form_refuses_json_nested_too_deep_without_a_500(client, grace):
+    bundle = make_bundle("free", [("welcome", "slack-message", SLACK)])
+    bundle.inputs = []
+    bundle.save()
+    deep = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit when decoded
+    response = client.post(
+        reverse("escalation:request-new"), {"item": "free", "request_data": deep}
+    )
+    assert response.status_code == 400
+    assert "nested deeper" in response.content.decode()
+    assert not Request.objects.exists()
+
+
 def test_an_escalated_requests_page_shows_the_timeline_inventory_and_ticket(client, grace, fakes):
     make_bundle(
         "breaks", [("access", "jira-ticket", JIRA), ("welcome", "slack-message", BROKEN_SLACK)]
