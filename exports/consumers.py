@@ -70,8 +70,9 @@ class ExportProgressConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        """Any message from the client asks for the current state again."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Any frame from the client asks for the current state again. Its content is never
+        read: text that is not JSON, or a binary frame, must not end the socket with an error."""
         await self.export_changed({})
 
     async def export_changed(self, event):

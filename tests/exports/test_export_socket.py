@@ -143,3 +143,24 @@ def test_the_socket_refuses_who_may_not_watch(transactional_db, who, code):
     connected, close_code, _ = connect_and_receive(session_id, user)
 
     assert not connected and close_code == code
+
+
+@pytest.mark.parametrize(
+    "frame", [{"text": "not json"}, {"text": "\x00"}, {"bytes": b"\xff\x00"}, {"text": "[]"}]
+)
+def test_any_frame_from_the_client_asks_for_the_state_again_never_an_error(operator, frame):
+    session = make_session(1)
+    cookie = session_cookie_for(operator)
+
+    async def scenario():
+        client = socket(session.pk, cookie)
+        assert await client.connect() == (True, None)
+        first = await client.receive_json_from()
+        await client.send_input({"type": "websocket.receive", **frame})
+        again = await client.receive_json_from()
+        await client.disconnect()
+        return first, again
+
+    first, again = async_to_sync(scenario)()
+
+    assert again == first and again["type"] == "export_progress"
