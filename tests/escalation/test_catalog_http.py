@@ -102,6 +102,60 @@ def test_a_listed_name_resolving_to_a_non_public_address_is_refused(
         http_actions.check_url("https://api.example.com/hook")
 
 
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("http://2130706433/", "loopback"),  # decimal
+        ("http://0177.0.0.1/", "loopback"),  # octal
+        ("http://017700000001/", "loopback"),
+        ("http://0x7f000001/", "loopback"),  # hexadecimal
+        ("http://0x7f.1/", "loopback"),
+        ("http://127.1/", "loopback"),  # short form
+        ("http://0.0.0.0/", "private"),
+        ("http://0/", "private"),
+        ("http://[::]/", "private"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),  # IPv4-mapped
+        ("http://[0:0:0:0:0:ffff:7f00:1]/", "loopback"),
+        ("http://[::ffff:a9fe:a9fe]/", "cloud metadata"),
+        ("http://[::127.0.0.1]/", "reserved"),  # IPv4-compatible
+        ("http://[fe80::1%25eth0]/", "link-local"),  # with a zone
+        ("http://127.0.0.1#@api.example.com/", "loopback"),  # the host is before the #
+    ],
+)
+def test_every_spelling_of_a_non_public_address_is_refused_even_when_any_host_is_listed(
+    allow, url, kind
+):
+    # "*" lists every name: what refuses these is the check of the address itself.
+    allow(hosts=["*"])
+    with pytest.raises(HttpActionRefused, match=kind):
+        http_actions.check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.com@127.0.0.1/",  # userinfo: the host is 127.0.0.1
+        "http://api.example.com\\@127.0.0.1/",  # a backslash some parsers read as a path
+        "http://api.example.com./",  # a trailing dot is another name, not listed
+        "http://api.example.com.evil.test/",
+        "http://api.example.com:99999/",
+    ],
+)
+def test_host_tricks_do_not_pass_the_allow_list(allow, monkeypatch, url):
+    allow(hosts=["api.example.com"])
+    asked = resolving_to(monkeypatch, "93.184.216.34")
+    with pytest.raises(HttpActionRefused):
+        http_actions.check_url(url)
+    assert asked == []  # refused before any DNS lookup
+
+
+def test_a_trailing_dot_name_is_checked_after_resolution_like_any_name(allow, monkeypatch):
+    allow(hosts=["*"])
+    resolving_to(monkeypatch, "127.0.0.1")
+    with pytest.raises(HttpActionRefused, match="loopback"):
+        http_actions.check_url("http://localhost./")
+
+
 def test_a_name_with_one_private_address_among_public_ones_is_refused(allow, monkeypatch):
     allow(hosts=["api.example.com"])
     resolving_to(monkeypatch, "93.184.216.34", "127.0.0.1")
