@@ -7,8 +7,9 @@ calls httpx itself, in the worker only. What keeps a catalog item from becoming 
   ``*.example.com``); only ``http`` and ``https``; no credentials in the URL;
 - the name is resolved here, and every address it resolves to is checked *after* resolution:
   loopback, private, link-local, cloud metadata (169.254.169.254, fd00:ec2::254), multicast,
-  reserved and unspecified addresses are refused unless the address is itself listed
-  (a literal IP in ``CATALOG_HTTP_ALLOWED_HOSTS``, or inside ``CATALOG_HTTP_ALLOWED_NETWORKS``);
+  reserved, site-local and unspecified addresses (also inside IPv4-mapped and 6to4 ones) are
+  refused unless the address is itself listed (a literal IP in ``CATALOG_HTTP_ALLOWED_HOSTS``,
+  or inside ``CATALOG_HTTP_ALLOWED_NETWORKS``);
 - the connection goes to the address that was checked (the URL is rewritten to the IP, with the
   ``Host`` header and TLS server name of the original host), so a DNS answer that changes between
   the check and the connect (DNS rebinding) cannot move the call elsewhere;
@@ -125,8 +126,11 @@ def address_is_listed(address: IPAddress, port: int) -> bool:
 
 def address_problem(address: IPAddress) -> str | None:
     """Why an address is not public, or None when it is."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return "a private address"
+        # An IPv4 address carried in IPv6 (IPv4-mapped, 6to4) is judged as that IPv4 address.
+        address = address.ipv4_mapped or address.sixtofour or address
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if address.is_loopback:

@@ -91,6 +91,11 @@ def test_a_host_not_on_the_list_is_refused(allow):
         ("169.254.10.1", "a link-local address"),
         ("::1", "a loopback address"),
         ("::ffff:127.0.0.1", "a loopback address"),
+        # 6to4 (2002::/16) carries an IPv4 address; a host with a 6to4 route sends there.
+        ("2002:7f00:1::1", "a loopback address"),
+        ("2002:a9fe:a9fe::", "a cloud metadata address"),
+        ("2002:a00:1::1", "a private address"),
+        ("fec0::1", "a private address"),  # site-local (deprecated, still routed by some)
     ],
 )
 def test_a_listed_name_resolving_to_a_non_public_address_is_refused(
