@@ -254,3 +254,21 @@ def test_the_leaders_sweep_queues_requests_whose_task_was_lost(requester, fakes,
         from escalation import tasks
 
         fulfillment.set_dispatcher(tasks.queue_catalog_request)
+
+
+JINJA_IN_DATA = "{{ 7 * 7 }}{% for i in range(10**9) %}x{% endfor %}{{ request.__class__ }}"
+
+
+def test_jinja_syntax_in_request_data_is_text_never_a_template(requester, fakes):
+    # Only the catalog's configuration is a template: what a requester types is a value in it,
+    # inserted as it is (no second render), in a component and in the escalation ticket.
+    hello = run(make_bundle("hello", [("welcome", "slack-message", SLACK)]), requester,
+                {"name": JINJA_IN_DATA})  # fmt: skip
+    assert hello.status == "completed"
+    assert fakes.state("slack")["messages"][-1]["text"] == f"Welcome {JINJA_IN_DATA}"
+
+    broken = make_bundle("broken", [("welcome", "slack-message", BROKEN["slack-message"])])
+    escalated = run(broken, requester, {"name": JINJA_IN_DATA})
+    assert escalated.status == "escalated"
+    description = escalated.fulfillment.ticket_description
+    assert '"name": "{{ 7 * 7 }}{% for i in range(10**9) %}x{% endfor %}' in description
