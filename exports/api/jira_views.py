@@ -8,7 +8,6 @@ sessions answer the 404 envelope; a malformed id never matches the route (the /a
 from __future__ import annotations
 
 import math
-import time
 
 import redis
 from django.shortcuts import get_object_or_404
@@ -42,23 +41,20 @@ class CanReadExports(BasePermission):
 class ExportStatusThrottle(BaseThrottle):
     """The seed's limit on status polling: 1 request per 2 s per session, whoever asks.
 
-    Counted with the portal's atomic window counter (Redis INCR, or the cache's add + incr), so
-    two racing polls never both pass; the 429 carries ``Retry-After`` (the seconds left).
+    Each allowed poll holds the session's key for 2 s (Redis ``SET NX PX``, or the cache's
+    ``add``): atomic, so two racing polls never both pass, and with no window boundary for two
+    polls a moment apart to slip through. The 429 carries ``Retry-After`` (the seconds left).
     """
 
     seconds = 2
-    limit = 1
 
     def allow_request(self, request, view) -> bool:
-        now = time.time()
-        window = int(now // self.seconds)
-        self.left = (window + 1) * self.seconds - now
-        key = f"export-status:{view.kwargs.get('session_id')}:{window}"
+        key = f"export-status:{view.kwargs.get('session_id')}"
         try:
-            count = counter_from_settings().increment(key, self.seconds + 1)
+            self.left = counter_from_settings().reserve(key, self.seconds)
         except redis.RedisError:
             return True  # the limit protects the service, it guards no data
-        return count <= self.limit
+        return self.left == 0.0
 
     def wait(self) -> float:
         return max(1, math.ceil(self.left))

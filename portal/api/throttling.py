@@ -16,6 +16,8 @@ until the window ends, sent as ``Retry-After`` with the 429 envelope).
 from __future__ import annotations
 
 import logging
+import math
+import time
 from functools import lru_cache
 from typing import Protocol
 
@@ -35,6 +37,11 @@ class WindowCounter(Protocol):
         """Adds one to ``key`` (created at 1 with a lifetime of ``ttl`` seconds); the new count."""
         ...
 
+    def reserve(self, key: str, seconds: float) -> float:
+        """Takes ``key`` for ``seconds`` if no one holds it: 0.0, or the seconds still held.
+        "At most one per interval" with no window boundary to slip through."""
+        ...
+
 
 class RedisWindowCounter:
     def __init__(self, url: str) -> None:
@@ -46,6 +53,23 @@ class RedisWindowCounter:
         pipeline.expire(KEY_PREFIX + key, ttl)
         count, _ = pipeline.execute()
         return int(count)
+
+    # Held while the stored end lies ahead of the caller's clock (the portal's one clock; Redis's
+    # own expiry only cleans up): taken, or the end it holds, in one atomic step.
+    RESERVE = """
+    local ends = redis.call('GET', KEYS[1])
+    if ends and tonumber(ends) > tonumber(ARGV[1]) then return ends end
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    return false
+    """
+
+    def reserve(self, key: str, seconds: float) -> float:
+        now = time.time()
+        ends = self.client.eval(
+            self.RESERVE, 1, KEY_PREFIX + key, repr(now), repr(now + seconds),
+            max(1, int(seconds * 1000)),
+        )  # fmt: skip
+        return 0.0 if ends is None else max(float(ends) - now, 0.001)
 
 
 class CacheWindowCounter:
@@ -59,6 +83,19 @@ class CacheWindowCounter:
             except ValueError:  # the key expired between add and incr: start the window again
                 continue
         raise RuntimeError(f"throttle counter {key} could not be incremented")
+
+    def reserve(self, key: str, seconds: float) -> float:
+        key = KEY_PREFIX + key
+        now = time.time()
+        # The value is when the hold ends (the cache's own expiry cannot be read back).
+        for _ in range(2):
+            if cache.add(key, now + seconds, max(1, math.ceil(seconds))):
+                return 0.0
+            ends = cache.get(key)
+            if ends is not None and float(ends) > now:
+                return float(ends) - now
+            cache.delete(key)  # held past its end (the cache rounds lifetimes up): take it
+        return 0.001
 
 
 @lru_cache(maxsize=4)

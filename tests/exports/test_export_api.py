@@ -206,6 +206,21 @@ def test_polling_faster_than_once_per_2_seconds_answers_429_with_retry_after(ope
     assert again.status_code == 200
 
 
+def test_two_polls_across_a_two_second_boundary_are_still_one_too_many(operator_client):
+    """A fixed window would pass polls at :01.9 and :02.1; the limit is a gap of 2 s."""
+    session = make_session(1)
+    start = datetime(2026, 3, 2, 9, 0, 1, 900_000, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        assert operator_client.get(url("export-status", session.pk)).status_code == 200
+        clock.shift(timedelta(seconds=0.2))
+        throttled = operator_client.get(url("export-status", session.pk))
+        clock.shift(timedelta(seconds=1.85))
+        after_the_gap = operator_client.get(url("export-status", session.pk))
+
+    assert throttled.status_code == 429 and throttled["Retry-After"] == "2"
+    assert after_the_gap.status_code == 200
+
+
 def test_the_limit_is_per_session_whoever_polls(operator_client, qa_client):
     session = make_session(1)
     with time_machine.travel(datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC), tick=False):
