@@ -13,10 +13,14 @@ from escalation.services import catalog
 class CatalogComponentSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="component_id")
     type = serializers.CharField(source="action_type")
+    config = serializers.SerializerMethodField()
 
     class Meta:
         model = CatalogComponent
         fields = ["id", "position", "type", "config", "cleanup_instructions"]
+
+    def get_config(self, component: CatalogComponent) -> dict[str, Any]:
+        return catalog.shown_config(component.config)
 
 
 class CatalogItemSerializer(serializers.ModelSerializer):

@@ -25,6 +25,7 @@ from escalation.models import (
     RequestFulfillment,
 )
 from escalation.services import catalog_actions, catalog_templates, fulfillment
+from portal.redaction import redact
 from portal.roles import OPERATORS, user_has_role
 from portal.text import TooDeep, text_problems
 
@@ -52,6 +53,13 @@ class RequestDataInvalid(EscalationError):
 def active_items() -> QuerySet[CatalogBundle]:
     ordered = Prefetch("components", queryset=CatalogComponent.objects.order_by("position"))
     return CatalogBundle.objects.filter(active=True).prefetch_related(ordered).order_by("name")
+
+
+def shown_config(config: Any) -> Any:
+    """A component's configuration as every signed-in user reads it in the catalog: the
+    credentials it carries (secret-named headers and keys, webhook URLs, keys in URLs) masked;
+    they are for the worker only. The admin shows the configuration whole."""
+    return redact(config)
 
 
 def declared_inputs(bundle: CatalogBundle) -> list[dict[str, Any]]:

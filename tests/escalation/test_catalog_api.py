@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -11,12 +13,14 @@ from tests.escalation.catalog_support import (
     JIRA,
     SLACK,
     catalog_settings,  # noqa: F401 - the fixture
+    http_config,
     make_bundle,
 )
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog_settings")]
 
+WEBHOOK = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"
 BROKEN_SLACK = {"message": {"text": "{{ request.data.nothing_here }}"}}
 
 
@@ -161,3 +165,29 @@ def test_the_schema_documents_the_catalog_endpoints(operator_client):
         "/api/v1/requests/{request_id}/escalation",
     ):
         assert path in text
+
+
+def test_the_catalog_does_not_show_a_components_credentials(requester_client):
+    # Any signed-in user reads the catalog; the credentials a component is configured with
+    # (a header, a Slack webhook, a key in a URL) are for the worker only.
+    make_bundle(
+        "with-secrets",
+        [
+            (
+                "call",
+                "http-request",
+                http_config(
+                    "https://api.example.com/x?api_key=k3y-v4lue-123",
+                    headers={"Authorization": "Bearer s3cr3t-t0ken", "Accept": "application/json"},
+                ),
+            ),
+            ("hello", "slack-message", {"message": {"text": "hi", "webhook_url": WEBHOOK}}),
+        ],
+    )
+    body = requester_client.get("/api/v1/catalog/items/with-secrets").json()
+    shown = json.dumps(body)
+    for secret in ("s3cr3t-t0ken", "k3y-v4lue-123", "B0000/XXXXXXXXXXXXXXXXXXXXXXXX"):
+        assert secret not in shown
+    call = body["components"][0]["config"]["request"]
+    assert call["headers"]["Accept"] == "application/json"  # the rest is shown as it is
+    assert call["url"].startswith("https://api.example.com/x?api_key=")
