@@ -47,7 +47,7 @@ from exports.models import (
     OrphanedIssue,
     TicketDependency,
 )
-from exports.services import lifecycle
+from exports.services import jira_project, lifecycle
 from exports.services.lifecycle import ExportFailure
 from exports.services.ordering import dependency_order
 from exports.services.pacing import HEARTBEAT_SECONDS, Pacer, Superseded
@@ -88,12 +88,6 @@ def session_label(session_id: Any) -> str:
 
 def sprint_field() -> str:
     return getattr(settings, "EXPORT_JIRA_SPRINT_FIELD", "customfield_10020")
-
-
-def board_id() -> int | None:
-    """The Scrum board whose sprints name a ticket's sprint (unset: numeric sprint ids only)."""
-    value = str(getattr(settings, "EXPORT_JIRA_BOARD_ID", "") or "")
-    return int(value) if value.isdigit() else None
 
 
 class StopExport(Exception):
@@ -401,8 +395,10 @@ class ExportRun:
         if any(t.assignee for t in tickets):
             data.users = read(lambda: self.client.assignable_users(self.project))
         if any(t.sprint for t in tickets):
-            board = board_id()
-            data.sprints = read(lambda: self.client.sprints(board)) if board else None
+            # The sprints validate-project offered (one rule: jira_project.project_sprints);
+            # none found (no board): numeric sprint ids go to Jira as they are.
+            found = read(lambda: jira_project.project_sprints(self.client, self.project))
+            data.sprints = (found[0] or None) if found else None
         return data
 
     # --- one ticket after the other -----------------------------------------------------------

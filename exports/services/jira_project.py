@@ -138,7 +138,7 @@ def _validate(client: Any, key: str, requirements: ProjectRequirements) -> Proje
             f"No one can be assigned issues in {key}; tickets will be exported unassigned.",
         )  # fmt: skip
 
-    result.available_sprints, sprint_problem = _sprints(client, key)
+    result.available_sprints, sprint_problem = project_sprints(client, key)
     if not result.available_sprints:
         _missing(
             result, requirements.requires_sprint_assignment, "sprint",
@@ -168,9 +168,10 @@ def _project_refusal(key: str, status: int) -> str:
     return f"Jira refused to show project {key} (HTTP {status})."
 
 
-def _sprints(client: Any, key: str) -> tuple[list[dict[str, str]], str]:
+def project_sprints(client: Any, key: str) -> tuple[list[dict[str, str]], str]:
     """Active and future sprints of the project's board: ``EXPORT_JIRA_BOARD_ID``, else the
-    first Scrum board the Agile API finds for the project. ``([], why)`` when there is none."""
+    first Scrum board the Agile API finds for the project. ``([], why)`` when there is none.
+    The one rule for both validate-project's choices and the export's sprint names."""
     board = str(settings.EXPORT_JIRA_BOARD_ID or "").strip()
     try:
         if not board:

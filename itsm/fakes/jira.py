@@ -423,6 +423,7 @@ class JiraFake(Platform):
         add("GET", f"{api}/myself", self.myself)
         add("GET", f"{api}/project/{{project}}", self.get_project)
         add("GET", f"{api}/user/assignable/search", self.assignable_users)
+        add("GET", "/rest/agile/1.0/board", self.list_boards)
         add("GET", "/rest/agile/1.0/board/{board}/sprint", self.list_sprints)
         add("GET", "/rest/agile/1.0/sprint/{sprint}", self.get_sprint)
         add("POST", "/rest/agile/1.0/sprint/{sprint}/issue", self.move_to_sprint)
@@ -1364,6 +1365,35 @@ class JiraFake(Platform):
         return json_response(200, users[start : start + size])
 
     # ----- agile ----------------------------------------------------------------------------
+    def list_boards(self, request: Request) -> Response:
+        """One Scrum board, on the OPS project (Jira Software's board search, filtered)."""
+        board = {
+            "id": BOARD_ID,
+            "self": f"{request.origin}/jira/rest/agile/1.0/board/{BOARD_ID}",
+            "name": "OPS board",
+            "type": "scrum",
+            "location": {"projectKey": "OPS", "projectName": "Operations"},
+        }
+        wanted = (request.arg("projectKeyOrId") or "").upper()
+        kind = request.arg("type")
+        boards = [
+            board
+            for board in [board]
+            if (not wanted or wanted in ("OPS", "10000")) and (not kind or kind == "scrum")
+        ]
+        start, size = _page_args(request, default=50, cap=50)
+        page = boards[start : start + size]
+        return json_response(
+            200,
+            {
+                "maxResults": size,
+                "startAt": start,
+                "total": len(boards),
+                "isLast": start + len(page) >= len(boards),
+                "values": page,
+            },
+        )
+
     def list_sprints(self, request: Request) -> Response:
         if request.params["board"] != str(BOARD_ID):
             raise fail(

@@ -392,3 +392,18 @@ def test_a_secret_in_a_ticket_description_never_reaches_jira(jira, dispatched):
     sent = str(jira.state("jira")["issues"])
     assert secret not in sent and "ghp_wWPw5k4a" not in sent
     assert "password is [REDACTED]" in sent
+
+
+def test_a_sprint_named_as_validate_project_offers_it_is_found_without_a_board_setting(
+    jira, dispatched, settings
+):
+    """One rule for both: the project's first Scrum board when EXPORT_JIRA_BOARD_ID is unset."""
+    settings.EXPORT_JIRA_BOARD_ID = ""
+    session = make_session(1, fields={1: {"sprint": "OPS Sprint 42"}})
+
+    assert export(session) == "completed"
+
+    ticket = by_order(session)[1]
+    issue = next(i for i in jira.state("jira")["issues"] if i["key"] == ticket.jira_ticket_key)
+    assert issue["fields"]["customfield_10020"] is not None
+    assert not ManualFix.objects.filter(ticket=ticket).exists()

@@ -79,15 +79,24 @@ def test_a_nonexistent_project_is_invalid_with_a_blocking_issue(operator_client,
 def test_sprints_that_cannot_be_found_warn_unless_the_deployment_requires_them(
     operator_client, itsm_endpoints
 ):
-    # No EXPORT_JIRA_BOARD_ID, and the fake has no board search: no sprints to offer.
-    relaxed = validate(operator_client).json()
-    strict = validate(operator_client, requires_sprint_assignment=True).json()
+    # No EXPORT_JIRA_BOARD_ID, and DEMO has no Scrum board in the fake: no sprints to offer.
+    relaxed = validate(operator_client, "DEMO").json()
+    strict = validate(operator_client, "DEMO", requires_sprint_assignment=True).json()
 
     assert relaxed["validation_status"] == "valid"
     assert [w["field"] for w in relaxed["validation_warnings"]] == ["sprint"]
     assert strict["validation_status"] == "invalid"
     assert len(strict["blocking_issues"]) == 1
     assert "sprints cannot be assigned" in strict["blocking_issues"][0]
+
+
+def test_without_a_board_setting_the_projects_scrum_board_offers_its_sprints(
+    operator_client, itsm_endpoints
+):
+    body = validate(operator_client, requires_sprint_assignment=True).json()
+
+    assert body["validation_status"] == "valid"
+    assert {sprint["name"] for sprint in body["available_sprints"]} >= {"OPS Sprint 42"}
 
 
 def test_refused_credentials_are_a_blocking_issue_for_an_administrator(
