@@ -26,6 +26,7 @@ from typing import Any
 from escalation.models import ActionType
 from escalation.services import http_actions
 from itsm import public
+from portal.redaction import redact_text
 
 
 @dataclass
@@ -169,8 +170,11 @@ def run(
             json_body=arguments["json_body"],
             expect=arguments["expect"],
         )
+        # The URL may carry a key (?api_key=): the requester reads resources and output. The
+        # answer itself is left whole, a later component may read a token from it.
+        shown_url = redact_text(result.url)
         return ActionResult(
-            resources=[f"{arguments['method']} {result.url} ({result.status_code})"],
-            output=result.as_output(),
+            resources=[f"{arguments['method']} {shown_url} ({result.status_code})"],
+            output={**result.as_output(), "url": shown_url},
         )
     raise ActionConfigError(f"unknown action type {action_type!r}")

@@ -30,6 +30,7 @@ from django.utils import timezone
 from escalation.models import ComponentExecution, Request, RequestFulfillment
 from escalation.services import catalog_actions, catalog_templates, http_actions
 from itsm import public
+from portal.redaction import redact_text
 
 logger = logging.getLogger("escalation.catalog")
 
@@ -265,6 +266,12 @@ def run_component(
 
 
 def failure_text(exc: BaseException) -> str:
+    """The error the request records and its requester reads, credentials masked (an
+    http-request's URL may carry a key)."""
+    return redact_text(_failure_text(exc))
+
+
+def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, catalog_templates.RenderFailed):
         return f"template error in {exc.path}: {exc.reason}"
     if isinstance(exc, http_actions.HttpActionRefused):

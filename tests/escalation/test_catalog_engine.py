@@ -3,6 +3,7 @@ position, escalation through the outbox (Jira down, then back), redelivery."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -272,3 +273,26 @@ def test_jinja_syntax_in_request_data_is_text_never_a_template(requester, fakes)
     assert escalated.status == "escalated"
     description = escalated.fulfillment.ticket_description
     assert '"name": "{{ 7 * 7 }}{% for i in range(10**9) %}x{% endfor %}' in description
+
+
+def test_a_key_in_an_http_request_url_is_not_kept_in_what_the_requester_reads(
+    requester, fakes, settings
+):
+    allow_fakes(settings, fakes)
+    key = "k3y-v4lue-123456"
+    ok = run(
+        make_bundle("ok", [("health", "http-request", http_config(f"{fakes.url}/_fake/health?api_key={key}"))]),
+        requester,
+    )  # fmt: skip
+    execution = ok.executions.get()
+    assert ok.status == "completed" and execution.output["status_code"] == 200
+    assert key not in json.dumps([execution.resources, execution.output])
+
+    failed = run(
+        make_bundle("nope", [("gone", "http-request", http_config(f"{fakes.url}/_fake/nowhere?api_key={key}"))]),
+        requester,
+    )  # fmt: skip
+    execution = failed.executions.get()
+    assert failed.status == "escalated" and "/_fake/nowhere" in execution.error
+    assert key not in execution.error
+    assert key not in failed.fulfillment.error + failed.fulfillment.ticket_description
