@@ -559,6 +559,8 @@ class CatalogRequestDetailView(RoleRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["details"] = catalog.escalation_details(self.object)
+        # Pairs made here: in the template, request_data.items would read a key named "items".
+        context["request_data_rows"] = list((self.object.request_data or {}).items())
         return context
 
 

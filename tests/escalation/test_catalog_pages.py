@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from escalation.models import CatalogBundle, Request
-from escalation.services import fulfillment
+from escalation.services import catalog, fulfillment
 from tests.escalation.catalog_support import (
     JIRA,
     SLACK,
@@ -102,6 +102,17 @@ def test_the_form_refuses_json_nested_too_deep_without_a_500(client, grace):
     assert response.status_code == 400
     assert "nested deeper" in response.content.decode()
     assert not Request.objects.exists()
+
+
+@pytest.mark.parametrize("value", [5, "abc", [1, 2], {"a": 1}])
+def test_request_data_with_a_key_named_items_shows_on_the_request_page(client, grace, value):
+    # A template's "request_data.items" would read this key instead of dict.items().
+    make_bundle("onboard", [("access", "jira-ticket", JIRA)])
+    created = catalog.submit(grace, "onboard", {"items": value, "name": "Grace"})
+    page = client.get(reverse("escalation:request-detail", args=[created.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "items: " in text and "name: Grace" in text
 
 
 def test_an_escalated_requests_page_shows_the_timeline_inventory_and_ticket(client, grace, fakes):
