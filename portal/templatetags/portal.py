@@ -107,3 +107,10 @@ def timestamp(value, empty: str = "—") -> SafeString:
         local,
         relative_phrase(moment, timezone.now()),
     )
+
+
+@register.filter
+def pairs(mapping) -> list[tuple]:
+    """A dict's ``(key, value)`` pairs. ``{% for k, v in d.items %}`` reads the *key* ``items``
+    first, so user data with such a key (a template variable named ``items``) broke the page."""
+    return list(mapping.items()) if isinstance(mapping, dict) else []

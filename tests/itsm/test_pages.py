@@ -598,3 +598,13 @@ def test_the_itsm_section_is_current_in_the_navigation_on_every_itsm_page(operat
     response = operator_page.get(TICKET_LIST)
 
     assertContains(response, f'<a href="{NEW_TICKET}" aria-current="page">ITSM templates</a>')
+
+
+def test_ticket_detail_shows_a_variable_named_items(operator_page):
+    """``{% for k, v in d.items %}`` would read the variable ``items``: the page iterates pairs."""
+    ticket = make_ticket(variables={"items": "three laptops", "job_id": "job-1"})
+
+    response = operator_page.get(reverse("itsm:ticket-detail", args=[ticket.pk]))
+
+    assert response.status_code == 200
+    assertContains(response, "three laptops")
