@@ -1834,15 +1834,6 @@ class CatalogComponentForm(CheckedTextForm):
             "cleanup_instructions": forms.Textarea(attrs={"rows": 3, "cols": 60}),
         }
 
-    def clean_component_id(self) -> str:
-        value = self.cleaned_data["component_id"]
-        if not value.isidentifier():
-            # Templates read it as components.<id>: a dash would be read as a minus.
-            raise forms.ValidationError(
-                "Use letters, digits and _ (templates read components.<id>)."
-            )
-        return value
-
 
 class CatalogComponentFormSet(forms.BaseInlineFormSet):
     """Checks the components together, in their order, against the bundle as edited."""
@@ -1856,12 +1847,7 @@ class CatalogComponentFormSet(forms.BaseInlineFormSet):
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE", False)
         ]
-        if not kept:
-            raise forms.ValidationError("A catalog item or bundle needs at least one component.")
         kept.sort(key=lambda form: form.cleaned_data["position"])
-        positions = [form.cleaned_data["position"] for form in kept]
-        if len(set(positions)) != len(positions):
-            raise forms.ValidationError("Two components have the same position.")
         by_id = {form.cleaned_data["component_id"]: form for form in kept}
         bundle = self.instance
         problems = catalog.component_problems(
@@ -1870,6 +1856,7 @@ class CatalogComponentFormSet(forms.BaseInlineFormSet):
                     "component_id": form.cleaned_data["component_id"],
                     "action_type": form.cleaned_data["action_type"],
                     "config": form.cleaned_data.get("config"),
+                    "position": form.cleaned_data["position"],
                 }
                 for form in kept
             ],
@@ -1884,7 +1871,12 @@ class CatalogComponentFormSet(forms.BaseInlineFormSet):
                 )
         if problems:
             raise forms.ValidationError(
-                [f"Component {p.component_id}, {p.field}: {p.message}" for p in problems]
+                [
+                    f"Component {p.component_id}, {p.field}: {p.message}"
+                    if p.component_id
+                    else p.message[:1].upper() + p.message[1:] + "."
+                    for p in problems
+                ]
             )
 
 

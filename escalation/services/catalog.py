@@ -185,13 +185,34 @@ class ComponentProblem:
         return f"component {self.component_id}: {self.message}"
 
 
+NO_COMPONENTS = "a catalog item or bundle needs at least one component"
+BAD_ID = "use letters, digits and _ (templates read components.<id>)"
+
+
 def component_problems(
     components: list[dict[str, Any]], inputs: list[str], kind: str
 ) -> list[ComponentProblem]:
     """Problems of a bundle's components in their order (each ``{"component_id",
-    "action_type", "config"}``): ids repeated, templates that fail the sandbox's checks or read
+    "action_type", "config"}`` and optionally ``"position"``): none at all, ids that templates
+    cannot name, positions or ids repeated, templates that fail the sandbox's checks or read
     components that do not run before them, configurations missing what their action needs."""
+    if not components:
+        return [ComponentProblem("", "components", NO_COMPONENTS)]
     problems: list[ComponentProblem] = []
+    positions: set[int] = set()
+    for component in components:
+        if not str(component["component_id"]).isidentifier():
+            # Templates read it as components.<id>: a dash would be read as a minus.
+            problems.append(ComponentProblem(component["component_id"], "component_id", BAD_ID))
+        position = component.get("position")
+        if position is not None:
+            if position in positions:
+                problems.append(
+                    ComponentProblem(
+                        component["component_id"], "position", "another component has this position"
+                    )
+                )
+            positions.add(position)
     if kind == CatalogBundle.Kind.ITEM and len(components) > 1:
         problems.append(
             ComponentProblem(

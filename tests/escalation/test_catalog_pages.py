@@ -229,7 +229,8 @@ def test_the_admin_saves_a_bundle_whose_templates_are_valid(admin_client_logged)
          "Component welcome: config.message.text: reads components.later"),
         ([("access", "jira-ticket", {"ticket": {"project": "OPS"}})],
          "Component access: config.ticket.summaryTemplate is required"),
-        ([("bad-id", "slack-message", SLACK)], "Use letters, digits and _"),
+        ([("bad-id", "slack-message", SLACK)], "Component bad-id: use letters, digits and _"),
+        ([], "A catalog item or bundle needs at least one component."),
     ],
 )  # fmt: skip
 def test_the_admin_refuses_a_broken_component_naming_it_and_its_field(

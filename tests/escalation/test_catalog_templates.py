@@ -186,3 +186,33 @@ def test_the_bundle_check_names_the_component_and_its_missing_field():
 
 def test_the_json_helper_is_the_seeds_json():
     assert catalog_templates.to_json({"a": [1, "é"]}) == '{\n  "a": [\n    1,\n    "é"\n  ]\n}'
+
+
+def test_component_problems_hold_the_admins_rules_for_every_caller():
+    """The admin's formset, the demo loader and the shell meet the same rules (one place)."""
+    from escalation.services import catalog
+
+    assert [p.field for p in catalog.component_problems([], [], "bundle")] == ["components"]
+    slack = {"message": {"text": "hi"}}
+    problems = catalog.component_problems(
+        [
+            {
+                "component_id": "first",
+                "action_type": "slack-message",
+                "config": slack,
+                "position": 1,
+            },
+            {
+                "component_id": "bad-id",
+                "action_type": "slack-message",
+                "config": slack,
+                "position": 1,
+            },
+        ],
+        [],
+        "bundle",
+    )
+    assert {(p.component_id, p.field) for p in problems} >= {
+        ("bad-id", "component_id"),
+        ("bad-id", "position"),
+    }
