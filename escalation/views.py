@@ -50,7 +50,14 @@ from escalation.services import (
     weekly_reports,
 )
 from portal.pages import Column, FilteredListView
-from portal.roles import OPERATORS, QA, QARequiredMixin, RoleRequiredMixin, user_has_role
+from portal.roles import (
+    OPERATORS,
+    QA,
+    QARequiredMixin,
+    RoleRequiredMixin,
+    user_has_any_role,
+    user_has_role,
+)
 
 
 class TriageRequiredMixin(RoleRequiredMixin):
@@ -359,7 +366,7 @@ class HelpView(RoleRequiredMixin, TemplateView):
         user = self.request.user
         context.update(
             sla_rows=rows,
-            can_triage=user_has_role(user, OPERATORS) or user_has_role(user, QA),
+            can_triage=user_has_any_role(user, TriageRequiredMixin.required_roles),
             is_qa=user_has_role(user, QA),
             can_confirm=overrides.may_confirm_infrastructure(user),
             approval_wait=int(overrides.APPROVAL_WAIT.total_seconds() // 60),

@@ -14,8 +14,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from escalation.api.views import IsOperatorOrQA
 from escalation.services import daily_reports, reports, weekly_reports
+from portal.api.permissions import IsOperatorOrQA
 from portal.api.renderers import SafeJSONRenderer
 from portal.api.schema import error_responses
 

@@ -13,7 +13,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,18 +34,8 @@ from escalation.errors import LogTooLarge
 from escalation.filters import EscalationFilterSet, FailureFilterSet
 from escalation.models import Escalation, FailureEvent, OverrideRequest
 from escalation.services import ingest, overrides, routing, sla
-from portal.api.permissions import IsOperator, IsQA
+from portal.api.permissions import IsOperator, IsOperatorOrQA, IsQA
 from portal.pages import IdFilter
-from portal.roles import OPERATORS, QA, user_has_role
-
-
-class IsOperatorOrQA(BasePermission):
-    """On-call engineers (operators) and QA both triage CI failures."""
-
-    message = "This needs the operators or the qa role."
-
-    def has_permission(self, request, view) -> bool:
-        return user_has_role(request.user, OPERATORS) or user_has_role(request.user, QA)
 
 
 def log_source(request, inline: str):

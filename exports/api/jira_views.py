@@ -13,7 +13,6 @@ import redis
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -22,20 +21,14 @@ from exports.api import jira_serializers as shapes
 from exports.errors import RetriesExhausted
 from exports.models import ExportSession
 from exports.services import lifecycle, progress
-from portal.api.permissions import IsOperator
+from portal.api.permissions import IsOperator, IsOperatorOrQA
 from portal.api.throttling import AtomicUserRateThrottle, counter_from_settings
-from portal.roles import OPERATORS, QA, user_has_any_role
 
 TAG = ["jira export"]
 
 
-class CanReadExports(BasePermission):
-    """Operators run exports; QA follows them too."""
-
-    message = "This needs the operators or the qa role."
-
-    def has_permission(self, request, view) -> bool:
-        return user_has_any_role(request.user, (OPERATORS, QA))
+# Operators run exports; QA follows them too.
+CanReadExports = IsOperatorOrQA
 
 
 class ExportStatusThrottle(BaseThrottle):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from portal.roles import ADMINS, OPERATORS, QA, user_has_role
+from portal.roles import ADMINS, OPERATORS, QA, user_has_any_role, user_has_role
 
 
 class HasRole(BasePermission):
@@ -34,3 +34,12 @@ class IsQA(HasRole):
 class IsPortalAdmin(HasRole):
     role = ADMINS
     message = "This needs the admins role."
+
+
+class IsOperatorOrQA(BasePermission):
+    """On-call engineers (operators) and QA: who triage CI failures and follow exports."""
+
+    message = "This needs the operators or the qa role."
+
+    def has_permission(self, request, view) -> bool:
+        return user_has_any_role(request.user, (OPERATORS, QA))
