@@ -350,6 +350,9 @@
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
+      // Counted from the answer, not the question: the server took its 2 s when it answered,
+      // and a request that waited on the way would otherwise come back too soon.
+      notBefore = Date.now() + POLL_MS;
       if (response.status === 429) {
         const seconds = Number(response.headers.get("Retry-After")) || POLL_MS / 1000;
         notBefore = Date.now() + seconds * 1000;
