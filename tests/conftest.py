@@ -86,3 +86,16 @@ def fast_password_hashing():
 
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own channel layer object. The Redis layer remembers the event loop a
+    pending ``receive()`` runs in; a live server stopped while a consumer waited leaves that
+    record behind, and every later ``receive()`` in another loop would fail ("Two event loops
+    are trying to receive() on one channel layer at once")."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
