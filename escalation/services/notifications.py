@@ -204,16 +204,34 @@ def queue_ticket(escalation: Escalation, failure: FailureEvent) -> Notification 
     tracker, fields = ticket_fields(escalation, failure)
     if tracker == Tracker.NONE:
         return None
+    return queue_tracker_ticket(
+        escalation, tracker, fields, outbox_kind=TICKET_KIND, kind="ticket",
+        payload={"escalation_id": escalation.pk}, idempotency_key=f"esc:{escalation.pk}:ticket",
+    )  # fmt: skip
+
+
+def queue_tracker_ticket(
+    escalation: Escalation,
+    tracker: str,
+    fields: dict[str, Any],
+    *,
+    outbox_kind: str,
+    kind: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+) -> Notification:
+    """Queues a ticket for the escalation's ticket team in ``tracker`` and records it: the
+    escalation's own ticket and an override's follow-up alike."""
     message = public.enqueue(
-        TICKET_KIND,
+        outbox_kind,
         tracker,
-        {"escalation_id": escalation.pk, "tracker": tracker, "fields": fields},
-        idempotency_key=f"esc:{escalation.pk}:ticket",
+        {**payload, "tracker": tracker, "fields": fields},
+        idempotency_key=idempotency_key,
     )
     return Notification.objects.create(
         escalation=escalation,
         channel=tracker,
-        kind="ticket",
+        kind=kind,
         team=(escalation.routing.get("ticket_team") or {}).get("name", ""),
         recipient=str(fields.get("team") or fields.get("project") or ""),
         outbox_message=message,

@@ -448,20 +448,10 @@ def queue_followup_ticket(request: OverrideRequest, approver: str) -> Notificati
             summary=f"Override Follow-up: {failure.repository} {failure.job}"[:255],
             description=description, priority="2", labels=labels,
         )  # fmt: skip
-    message = public.enqueue(
-        FOLLOWUP_KIND,
-        tracker,
-        {"override_id": request.pk, "tracker": tracker, "fields": fields},
-        idempotency_key=f"override:{request.pk}:followup",
-    )
-    return Notification.objects.create(
-        escalation=escalation,
-        channel=tracker,
-        kind="override_followup",
-        team=(escalation.routing.get("ticket_team") or {}).get("name", ""),
-        recipient=str(fields.get("team") or fields.get("project") or ""),
-        outbox_message=message,
-    )
+    return notifications.queue_tracker_ticket(
+        escalation, tracker, fields, outbox_kind=FOLLOWUP_KIND, kind="override_followup",
+        payload={"override_id": request.pk}, idempotency_key=f"override:{request.pk}:followup",
+    )  # fmt: skip
 
 
 @public.outbox_handler(FOLLOWUP_KIND)
