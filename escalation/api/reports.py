@@ -171,6 +171,21 @@ FORMAT = OpenApiParameter(
 )
 
 
+def report_schema(serializer, description: str, csv_columns: str, summary: str):
+    """The OpenAPI description both reports share: JSON or CSV for a date, 400 for a bad one."""
+    return extend_schema(
+        parameters=[ReportQuerySerializer, FORMAT],
+        responses={
+            (200, "application/json"): OpenApiResponse(serializer, description=description),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description=f"?format=csv: {csv_columns} rows"
+            ),
+            (400, "application/json"): BAD_DATE,
+        },
+        summary=summary,
+    )
+
+
 class ReportView(APIView):
     permission_classes = [IsOperatorOrQA]
     renderer_classes = [SafeJSONRenderer, CsvRenderer]
@@ -196,20 +211,11 @@ class ReportView(APIView):
 class DailyReportView(ReportView):
     """The seed's daily metrics of one day (portal time zone)."""
 
-    @extend_schema(
-        parameters=[ReportQuerySerializer, FORMAT],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                DailyReportSerializer,
-                description="The stored report (computed now if missing); today's figures so "
-                "far, with complete false.",
-            ),
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="?format=csv: section,name,value rows"
-            ),
-            (400, "application/json"): BAD_DATE,
-        },
-        summary="Daily escalation metrics",
+    @report_schema(
+        DailyReportSerializer,
+        "The stored report (computed now if missing); today's figures so far, with complete false.",
+        "section,name,value",
+        "Daily escalation metrics",
     )
     def get(self, request):
         day = self.report_date(request)
@@ -223,20 +229,11 @@ class DailyReportView(ReportView):
 class WeeklyReportView(ReportView):
     """The seed's weekly pattern analysis of the seven days ending on a date."""
 
-    @extend_schema(
-        parameters=[ReportQuerySerializer, FORMAT],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                WeeklyReportSerializer,
-                description="The seven days ending on date (included), computed now, with the "
-                "recommendations.",
-            ),
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="?format=csv: section,name,value,detail rows"
-            ),
-            (400, "application/json"): BAD_DATE,
-        },
-        summary="Weekly escalation pattern analysis",
+    @report_schema(
+        WeeklyReportSerializer,
+        "The seven days ending on date (included), computed now, with the recommendations.",
+        "section,name,value,detail",
+        "Weekly escalation pattern analysis",
     )
     def get(self, request):
         day = self.report_date(request)
