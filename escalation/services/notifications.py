@@ -280,18 +280,24 @@ def deliver_slack(message) -> dict[str, Any]:
     return {"posted": True, "team": message.payload.get("team", "")}
 
 
+def create_queued_ticket(message):
+    """Creates the ticket a message of :func:`queue_tracker_ticket` carries, exactly once: a
+    redelivery looks for it by its idempotency key first."""
+    with public.client_for(message.payload["tracker"]) as client:
+        return client.create(
+            message.payload["fields"],
+            idempotency_key=message.idempotency_key,
+            reconcile_first=public.is_redelivery(message),
+        )
+
+
 @public.outbox_handler(TICKET_KIND)
 def deliver_ticket(message) -> dict[str, Any]:
     escalation = Escalation.objects.get(pk=message.payload["escalation_id"])
     if escalation.tracker_key:
         return {"key": escalation.tracker_key, "already": True}
     tracker = message.payload["tracker"]
-    with public.client_for(tracker) as client:
-        created = client.create(
-            message.payload["fields"],
-            idempotency_key=message.idempotency_key,
-            reconcile_first=public.is_redelivery(message),
-        )
+    created = create_queued_ticket(message)
     Escalation.objects.filter(pk=escalation.pk).update(
         tracker_id=created.id, tracker_key=created.key, tracker_url=created.url
     )

@@ -459,13 +459,7 @@ def deliver_followup_ticket(message) -> dict[str, Any]:
     request = OverrideRequest.objects.get(pk=message.payload["override_id"])
     if request.followup_key:
         return {"key": request.followup_key, "already": True}
-    tracker = message.payload["tracker"]
-    with public.client_for(tracker) as client:
-        created = client.create(
-            message.payload["fields"],
-            idempotency_key=message.idempotency_key,
-            reconcile_first=public.is_redelivery(message),
-        )
+    created = notifications.create_queued_ticket(message)
     OverrideRequest.objects.filter(pk=request.pk).update(
         followup_key=created.key, followup_url=created.url
     )
