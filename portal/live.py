@@ -19,7 +19,8 @@ import queue
 import threading
 from typing import Any
 
-from channels.layers import get_channel_layer
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger("portal.live")
 
@@ -29,7 +30,18 @@ _sender: tuple[int, threading.Thread] | None = None  # (pid, thread): a forked c
 
 
 def publish(group: str, message: dict[str, Any]) -> None:
-    """Queues ``message`` for the channel layer group ``group``; returns at once."""
+    """Queues ``message`` for the channel layer group ``group``; returns at once.
+
+    The in-memory layer (no Redis: tests, a bare ``runserver``) keeps its messages in asyncio
+    queues of the receivers' event loop, which another thread's loop cannot safely wake: there
+    the message is sent from the caller, as ``async_to_sync`` routes it to that loop."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # a hint: pages poll and reload on reconnect
+            logger.warning("live hint to %s not sent", group, exc_info=True)
+        return
     _ensure_sender()
     _queue.put((group, message))
 
